@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module map (see README "Architecture"):
+//   CImageIO, COpenBLAS  — C shims: libjpeg-turbo/libpng decoding with C-side error handling; cblas.h
+//   TensorCore           — Float32 tensors, SGEMM, kernels, RNG, threading, safetensors
+//   Imaging              — decoded RGB8 images, format sniffing, Pillow-exact resize, normalisation, PNG out
+//   NN                   — layers as forward/backward pairs, losses, optimisers
+//   Vision               — CNN encoders (ResNet, VGG, compact) and their weight loading
+//   caption              — the command-line tool (argument parsing only)
+let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "caption",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "caption", targets: ["caption"]),
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .target(
+            name: "CImageIO",
+            path: "Sources/CImageIO",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]
+        ),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
+        .target(name: "Imaging", dependencies: ["CImageIO", "TensorCore"], swiftSettings: optimise),
+        .executableTarget(
+            name: "caption",
+            dependencies: [
+                "TensorCore", "Imaging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimise
+        ),
+        .executableTarget(name: "caption-bench", dependencies: ["TensorCore", "Imaging"], path: "Sources/Bench", swiftSettings: optimise),
+        .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorCore", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// Elementwise and reduction kernels over raw Float32 buffers.
+///
+/// Every layer in NN builds on these; they take pointers and counts so callers can apply them to
+/// slices of larger buffers (a parameter's range in the flat parameter buffer, one image of a batch).
+public enum Kernels {
+    // MARK: Elementwise, in place or out of place
+
+    @inlinable public static func fill(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ value: Float) {
+        x.update(repeating: value, count: n)
+    }
+
+    /// y += alpha · x
+    @inlinable public static func axpy(_ n: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { y[i] += alpha * x[i] }
+    }
+
+    /// out = a + b
+    @inlinable public static func add(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { out[i] = a[i] + b[i] }
+    }
+
+    /// out = a ⊙ b
+    @inlinable public static func mul(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { out[i] = a[i] * b[i] }
+    }
+
+    /// x *= s
+    @inlinable public static func scale(_ n: Int, _ s: Float, _ x: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { x[i] *= s }
+    }
+
+    @inlinable public static func relu(_ n: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { out[i] = max(x[i], 0) }
+    }
+
+    /// dx = dy where y > 0 (y is ReLU's output), else 0. Accumulates into dx when `accumulate`.
+    @inlinable public static func reluBackward(_ n: Int, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                               _ dx: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        if accumulate { for i in 0..<n where y[i] > 0 { dx[i] += dy[i] } }
+        else { for i in 0..<n { dx[i] = y[i] > 0 ? dy[i] : 0 } }
+    }
+
+    @inlinable public static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+
+    @inlinable public static func sigmoid(_ n: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { out[i] = 1 / (1 + expf(-x[i])) }
+    }
+
+    @inlinable public static func tanh(_ n: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { out[i] = tanhf(x[i]) }
+    }
+
+    // MARK: Reductions
+
+    @inlinable public static func sum(_ n: Int, _ x: UnsafePointer<Float>) -> Float {
+        // Pairwise-ish: accumulate in Double so long reductions stay close to PyTorch's.
+        var s = 0.0
+        for i in 0..<n { s += Double(x[i]) }
+        return Float(s)
+    }
+
+    @inlinable public static func dot(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> Float {
+        var s = 0.0
+        for i in 0..<n { s += Double(a[i]) * Double(b[i]) }
+        return Float(s)
+    }
+
+    /// Sum of squares, in Double (for gradient norms).
+    @inlinable public static func sumOfSquares(_ n: Int, _ x: UnsafePointer<Float>) -> Double {
+        var s = 0.0
+        for i in 0..<n { s += Double(x[i]) * Double(x[i]) }
+        return s
+    }
+
+    /// Index of the largest element (first one on ties).
+    @inlinable public static func argmax(_ n: Int, _ x: UnsafePointer<Float>) -> Int {
+        precondition(n > 0)
+        var best = 0
+        var v = x[0]
+        for i in 1..<n where x[i] > v { v = x[i]; best = i }
+        return best
+    }
+
+    /// In-place softmax over `n` values.
+    @inlinable public static func softmax(_ n: Int, _ x: UnsafeMutablePointer<Float>) {
+        var m = -Float.infinity
+        for i in 0..<n { m = max(m, x[i]) }
+        var s: Float = 0
+        for i in 0..<n { let e = expf(x[i] - m); x[i] = e; s += e }
+        let inv = 1 / s
+        for i in 0..<n { x[i] *= inv }
+    }
+
+    /// In-place log-softmax over `n` values.
+    @inlinable public static func logSoftmax(_ n: Int, _ x: UnsafeMutablePointer<Float>) {
+        let lse = logSumExp(n, x)
+        for i in 0..<n { x[i] -= lse }
+    }
+
+    @inlinable public static func logSumExp(_ n: Int, _ x: UnsafePointer<Float>) -> Float {
+        var m = -Float.infinity
+        for i in 0..<n { m = max(m, x[i]) }
+        if m == -.infinity { return m }
+        var s: Float = 0
+        for i in 0..<n { s += expf(x[i] - m) }
+        return m + logf(s)
+    }
+
+    /// Adds `bias[c]` to every element of channel `c` of a C×(spatial) block.
+    @inlinable public static func addChannelBias(channels: Int, spatial: Int, _ bias: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>) {
+        for c in 0..<channels {
+            let b = bias[c]
+            let row = x + c * spatial
+            for i in 0..<spatial { row[i] += b }
+        }
+    }
+
+    /// Largest |a[i] - b[i]|.
+    public static func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        var m: Float = 0
+        for i in 0..<a.count {
+            let d = abs(a[i] - b[i])
+            if d.isNaN { return .nan }
+            m = max(m, d)
+        }
+        return m
+    }
+}
