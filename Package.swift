@@ -31,6 +31,7 @@ let package = Package(
         ),
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
         .target(name: "Imaging", dependencies: ["CImageIO", "TensorCore"], swiftSettings: optimise),
+        .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: optimise),
         .executableTarget(
             name: "caption",
             dependencies: [
@@ -43,6 +44,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorCore", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

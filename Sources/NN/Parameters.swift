@@ -1,0 +1,85 @@
+import TensorCore
+
+/// One named parameter tensor: a range of a model's flat parameter (and gradient) buffer.
+///
+/// Names follow the PyTorch module tree (`encoder.layer1.0.conv1.weight`,
+/// `decoder.decode_step.weight_ih`) so checkpoints map one to one.
+public struct Param: Hashable, Sendable {
+    public let name: String
+    public let shape: [Int]
+    /// Start of this tensor in the flat buffer.
+    public let offset: Int
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// Collects the parameters of a model while its layers are built, assigning each a range of
+/// one flat buffer. Build the layers with a layout, then allocate `Parameters(layout)` once.
+public struct ParameterLayout {
+    public private(set) var params: [Param] = []
+    public private(set) var totalCount = 0
+    private var index: [String: Int] = [:]
+
+    public init() {}
+
+    /// Reserves `shape` under `name` (which must be unique) and returns its handle.
+    public mutating func add(_ name: String, _ shape: [Int]) -> Param {
+        precondition(index[name] == nil, "duplicate parameter name \(name)")
+        let p = Param(name: name, shape: shape, offset: totalCount)
+        index[name] = params.count
+        params.append(p)
+        totalCount += p.count
+        return p
+    }
+
+    public func param(named name: String) -> Param? { index[name].map { params[$0] } }
+}
+
+/// A model's parameters and their gradients, each one contiguous buffer (as in llm.c): Adam,
+/// clipping, zeroing and checkpointing are each a single loop over `values` / `grads`.
+///
+/// The buffers are allocated once and never move, so layers read them through raw pointers
+/// (`values + param.offset`) without copy-on-write or exclusivity checks in hot loops.
+public final class Parameters {
+    public let layout: ParameterLayout
+    /// All parameter values, `layout.totalCount` floats.
+    public let values: UnsafeMutablePointer<Float>
+    /// All gradients, same layout as `values`. Backward passes accumulate (`+=`) into it.
+    public let grads: UnsafeMutablePointer<Float>
+    public var count: Int { layout.totalCount }
+
+    public init(_ layout: ParameterLayout) {
+        self.layout = layout
+        let n = max(1, layout.totalCount)
+        values = .allocate(capacity: n)
+        values.initialize(repeating: 0, count: n)
+        grads = .allocate(capacity: n)
+        grads.initialize(repeating: 0, count: n)
+    }
+
+    deinit {
+        values.deallocate()
+        grads.deallocate()
+    }
+
+    @inlinable public func value(_ p: Param) -> UnsafeMutablePointer<Float> { values + p.offset }
+    @inlinable public func grad(_ p: Param) -> UnsafeMutablePointer<Float> { grads + p.offset }
+
+    /// Sets every gradient to zero.
+    public func zeroGrads() { grads.update(repeating: 0, count: count) }
+
+    /// A copy of one parameter as a tensor.
+    public func tensor(_ p: Param) -> Tensor {
+        Tensor(shape: p.shape, storage: Array(UnsafeBufferPointer(start: values + p.offset, count: p.count)))
+    }
+
+    /// A copy of one parameter's gradient as a tensor.
+    public func gradTensor(_ p: Param) -> Tensor {
+        Tensor(shape: p.shape, storage: Array(UnsafeBufferPointer(start: grads + p.offset, count: p.count)))
+    }
+
+    /// Overwrites one parameter; the shapes must match exactly.
+    public func set(_ p: Param, _ t: Tensor) {
+        precondition(t.shape == p.shape, "\(p.name): shape \(t.shape) != \(p.shape)")
+        t.withUnsafeBufferPointer { (values + p.offset).update(from: $0.baseAddress!, count: p.count) }
+    }
+}
