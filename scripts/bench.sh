@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks: ours (caption-bench, release build) against the Python references
+# (numpy / Pillow / PyTorch, 2 threads) in one run, on this machine, printed as ratios.
+#
+#   scripts/bench.sh [SECTION...]      sections: sgemm decode (default: all)
+#
+# Needs a Python venv with the references: $VENV (default /tmp/venv), created if missing with
+#   python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch torchvision pillow numpy safetensors
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-/tmp/venv}
+PY="$VENV/bin/python"
+DATA=${BENCH_DATA:-/tmp/caption-bench-data}
+THREADS=${THREADS:-2}
+export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS CAPTION_THREADS=$THREADS
+
+if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q torch torchvision pillow numpy safetensors
+fi
+swift build -c release --product caption-bench >&2
+BENCH=.build/release/caption-bench
+sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode)
+results=$(mktemp); trap 'rm -f "$results"' EXIT
+
+run() {  # run SIDE CMD...: tag each JSON line with the side that produced it
+    local side=$1; shift
+    "$@" | sed "s/^{/{\"side\": \"$side\", /" >> "$results"
+}
+
+for s in "${sections[@]}"; do
+    case $s in
+    sgemm)
+        run ours "$BENCH" sgemm 512 1024 2048
+        run reference "$PY" scripts/bench_reference.py sgemm 512 1024 2048 ;;
+    decode)
+        "$PY" scripts/bench_reference.py make-photos "$DATA/photos" --count 64
+        run ours "$BENCH" decode "$DATA/photos" 256
+        run ours "$BENCH" decode "$DATA/photos" 256 --threads 1
+        run reference "$PY" scripts/bench_reference.py decode "$DATA/photos" --size 256 ;;
+    *) echo "unknown section $s" >&2; exit 2 ;;
+    esac
+done
+
+python3 - "$results" "$THREADS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def key(r):
+    return tuple((k, r[k]) for k in sorted(r) if k in ("bench", "n", "model", "batch", "size", "mode"))
+metric = {"sgemm": "gflops", "decode_resize": "images_per_s"}
+ref = {key(r): r for r in rows if r["side"] == "reference"}
+print(f"# threads={sys.argv[2]}  (ratio = ours / reference; higher is better)")
+print(f"{'benchmark':<34} {'ours':>10} {'reference':>10} {'ratio':>7}")
+for r in rows:
+    if r["side"] != "ours":
+        continue
+    m = metric.get(r["bench"], "per_s")
+    other = ref.get(key(r))
+    label = " ".join(f"{k}={v}" for k, v in key(r)) + (f" threads={r['threads']}" if "threads" in r else "")
+    theirs = other[m] if other else float("nan")
+    print(f"{label:<34} {r[m]:>10.2f} {theirs:>10.2f} {r[m] / theirs if other else float('nan'):>6.2f}x  ({m})")
+PY
