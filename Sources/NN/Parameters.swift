@@ -9,6 +9,9 @@ public struct Param: Hashable, Sendable {
     public let shape: [Int]
     /// Start of this tensor in the flat buffer.
     public let offset: Int
+    /// `false` for buffers such as BatchNorm's running statistics: saved and loaded with the model
+    /// (they are in `state_dict` in PyTorch) but never touched by optimisers, weight decay or clipping.
+    public let trainable: Bool
     public var count: Int { shape.reduce(1, *) }
 }
 
@@ -23,9 +26,19 @@ public struct ParameterLayout {
 
     /// Reserves `shape` under `name` (which must be unique) and returns its handle.
     public mutating func add(_ name: String, _ shape: [Int]) -> Param {
-        precondition(index[name] == nil, "duplicate parameter name \(name)")
-        let p = Param(name: name, shape: shape, offset: totalCount)
-        index[name] = params.count
+        append(Param(name: name, shape: shape, offset: totalCount, trainable: true))
+    }
+
+    /// Reserves a non-trainable buffer (PyTorch's `register_buffer`, e.g. BatchNorm's `running_mean`):
+    /// it lives in the flat value buffer so checkpoints carry it, but `trainable` is `false`, so
+    /// optimisers must skip it (its gradient stays zero). Layers update such buffers themselves.
+    public mutating func addBuffer(_ name: String, _ shape: [Int]) -> Param {
+        append(Param(name: name, shape: shape, offset: totalCount, trainable: false))
+    }
+
+    private mutating func append(_ p: Param) -> Param {
+        precondition(index[p.name] == nil, "duplicate parameter name \(p.name)")
+        index[p.name] = params.count
         params.append(p)
         totalCount += p.count
         return p
