@@ -12,10 +12,31 @@ import Darwin
 // Validation follows the reference Rust crate: the tensors, sorted by offset, must tile the data
 // section exactly (no gaps, no overlaps, nothing left over) and each byte range must equal
 // shape × element size.
+//
+// Tensor data is little-endian; it is read and written with plain loads and stores, so only
+// little-endian hosts (x86_64, arm64) are supported.
+#if _endian(big)
+#error("SafeTensors.swift assumes a little-endian host")
+#endif
 
 /// Element types a safetensors file can hold that this reader understands.
 public enum SafeTensorsDType: String, CaseIterable, Sendable {
     case F64, F32, F16, BF16, I64, I32, U8, BOOL
+
+    /// Position in the reference crate's `Dtype` enum (increasing alignment); its writer lays
+    /// tensors out in decreasing order of this, so ours does too.
+    var referenceRank: Int {
+        switch self {
+        case .BOOL: return 0
+        case .U8: return 4
+        case .F16: return 10
+        case .BF16: return 11
+        case .I32: return 12
+        case .F32: return 14
+        case .F64: return 15
+        case .I64: return 16
+        }
+    }
 
     /// Bytes per element.
     public var size: Int {
@@ -106,7 +127,7 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
             return "\(f): bytes \(b)..<\(e) of the data section before tensor \"\(t)\" belong to no tensor"
         case let .trailingBytes(f, u, size):
             return "\(f): tensors cover \(u) bytes but the data section has \(size) (trailing bytes)"
-        case let .noSuchTensor(f, n): return "\(f): no tensor named \"\(n)\" in \(f)"
+        case let .noSuchTensor(f, n): return "\(f): no tensor named \"\(n)\""
         case let .wrongDType(f, t, a, e): return "\(f): tensor \"\(t)\" is \(a.rawValue), not \(e)"
         case let .invalidTensor(f, t, r): return "\(f): cannot write tensor \"\(t)\": \(r)"
         case let .cannotWrite(f, r): return "\(f): cannot write safetensors file: \(r)"
@@ -262,7 +283,6 @@ public struct SafeTensorsFile: @unchecked Sendable {
 
     /// IEEE 754 binary16 bits to Float, exactly (including subnormals, infinities and NaN),
     /// without relying on the `Float16` type, which is unavailable on some platforms.
-    @inlinable
     static func halfToFloat(_ h: UInt16) -> Float {
         let sign = UInt32(h & 0x8000) << 16
         let exponent = Int((h >> 10) & 0x1F)
@@ -298,19 +318,28 @@ enum SafeTensorsHeader {
         guard String(validating: headerBytes, as: UTF8.self) != nil else {
             throw SafeTensorsError.headerNotUTF8(file: path)
         }
-        // Like the reference crate, the header must open with '{' (no leading whitespace).
-        guard headerBytes[0] == UInt8(ascii: "{") else { throw SafeTensorsError.headerNotObject(file: path) }
         let json: Any
         do {
             json = try JSONSerialization.jsonObject(with: Data(headerBytes), options: [])
         } catch {
-            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "parse error"
+            var reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "parse error"
+            reason = reason.replacingOccurrences(of: "\n", with: " ")
+            if reason.hasSuffix(".") { reason.removeLast() }
             throw SafeTensorsError.headerNotJSON(file: path, reason: reason)
         }
         guard let object = json as? [String: Any] else { throw SafeTensorsError.headerNotObject(file: path) }
         // JSONSerialization silently keeps one of two equal keys; find duplicates in the raw text.
-        if let dup = firstDuplicateTopLevelKey(headerBytes) {
-            throw SafeTensorsError.duplicateName(file: path, name: dup)
+        // (The reference crate keeps the last tensor of a name, which goes unnoticed when both
+        // entries agree; a duplicated name is always a writer bug, so it is rejected here.)
+        if let dup = firstDuplicateKey(headerBytes) {
+            switch (dup.topLevelKey, dup.depth) {
+            case (_, 1): throw SafeTensorsError.duplicateName(file: path, name: dup.key)
+            case ("__metadata__", _):
+                throw SafeTensorsError.invalidMetadata(file: path, reason: "key \"\(dup.key)\" appears more than once")
+            default:
+                throw SafeTensorsError.invalidEntry(file: path, tensor: dup.topLevelKey,
+                                                    reason: "key \"\(dup.key)\" appears more than once")
+            }
         }
 
         var metadata: [String: String] = [:]
@@ -371,7 +400,9 @@ enum SafeTensorsHeader {
         guard let offsetsArray = offsetsValue as? [Any] else { throw bad("\"data_offsets\" is not an array") }
         var shape: [Int] = []
         for v in shapeArray {
-            guard let d = nonNegativeInteger(v) else { throw bad("shape \(describe(shapeArray)) has an entry that is not a non-negative integer") }
+            guard let d = nonNegativeInteger(v) else {
+                throw bad("shape \(describe(shapeArray)): \(describe(v)) is not a non-negative integer")
+            }
             shape.append(d)
         }
         guard offsetsArray.count == 2 else { throw bad("\"data_offsets\" must have 2 entries, has \(offsetsArray.count)") }
@@ -410,19 +441,29 @@ enum SafeTensorsHeader {
         return i >= 0 ? Int(i) : nil
     }
 
+    /// A JSON array back as JSON-like text for messages (Foundation would print `true` as `1`).
     private static func describe(_ a: [Any]) -> String {
-        "[" + a.map { v -> String in
-            if let s = v as? String { return "\"\(s)\"" }
-            return "\(v)"
-        }.joined(separator: ", ") + "]"
+        "[" + a.map(describe).joined(separator: ", ") + "]"
     }
 
-    /// Scans an already-validated JSON object for a top-level key that occurs twice. Only the
-    /// structure matters here (the text parsed successfully), so a small state machine suffices.
-    static func firstDuplicateTopLevelKey(_ bytes: UnsafeRawBufferPointer) -> String? {
-        var seen = Set<String>()
-        var depth = 0
+    private static func describe(_ v: Any) -> String {
+        if let s = v as? String { return "\"\(s)\"" }
+        if let n = v as? NSNumber, String(cString: n.objCType) == "c" { return n.boolValue ? "true" : "false" }
+        if v is NSNull { return "null" }
+        if v is [Any] { return "[…]" }
+        if v is [String: Any] { return "{…}" }
+        return "\(v)"
+    }
+
+    /// Scans JSON text that already parsed for an object key that occurs twice in the same object.
+    /// Only structure matters here (the text is known to be valid), so a small state machine
+    /// suffices. Returns the key, the object's nesting depth (1 = the header object itself) and the
+    /// top-level key the object sits under.
+    static func firstDuplicateKey(_ bytes: UnsafeRawBufferPointer) -> (key: String, depth: Int, topLevelKey: String)? {
+        // One entry per open container: the keys seen so far, or nil for arrays.
+        var stack: [Set<String>?] = []
         var expectKey = false
+        var topLevelKey = ""
         var i = 0
         let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
         while i < bytes.count {
@@ -436,28 +477,35 @@ enum SafeTensorsHeader {
                     if bytes[j] == backslash { escaped = true; j += 1 }
                     j += 1
                 }
-                if depth == 1 && expectKey {
+                if expectKey, !stack.isEmpty, stack[stack.count - 1] != nil {
                     let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<min(j, bytes.count)])
-                    let key: String
+                    var key = String(decoding: raw, as: UTF8.self)
                     if escaped {
+                        // Let the JSON parser resolve escapes so "a" and "\u0061" compare equal.
                         let quoted = Data([quote]) + Data(raw) + Data([quote])
-                        key = (try? JSONSerialization.jsonObject(with: quoted, options: .fragmentsAllowed)) as? String
-                            ?? String(decoding: raw, as: UTF8.self)
-                    } else {
-                        key = String(decoding: raw, as: UTF8.self)
+                        if let decoded = (try? JSONSerialization.jsonObject(with: quoted, options: .fragmentsAllowed)) as? String {
+                            key = decoded
+                        }
                     }
-                    if !seen.insert(key).inserted { return key }
+                    if stack.count == 1 { topLevelKey = key }
+                    if stack[stack.count - 1]!.insert(key).inserted == false {
+                        return (key, stack.count, topLevelKey)
+                    }
                     expectKey = false
                 }
                 i = j + 1
                 continue
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-                if depth == 1 && c == UInt8(ascii: "{") { expectKey = true }
+            case UInt8(ascii: "{"):
+                stack.append([])
+                expectKey = true
+            case UInt8(ascii: "["):
+                stack.append(nil)
+                expectKey = false
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                depth -= 1
+                _ = stack.popLast()
+                expectKey = false
             case UInt8(ascii: ","):
-                if depth == 1 { expectKey = true }
+                expectKey = !stack.isEmpty && stack[stack.count - 1] != nil
             default:
                 break
             }
@@ -470,10 +518,11 @@ enum SafeTensorsHeader {
 /// Builds a safetensors file in memory-light form (tensors are kept as their arrays) and writes it
 /// atomically.
 ///
-/// Output is deterministic and laid out like the reference implementation's: tensors ordered by
-/// element size (largest first, so every tensor's data stays aligned to its element size) then by
-/// name, compact JSON header with `__metadata__` first (keys sorted), padded with spaces to a
-/// multiple of 8 bytes.
+/// Output is deterministic and byte-identical to the reference implementation's (Python
+/// `safetensors.torch.save_file`) for the same tensors and at most one metadata key: tensors ordered
+/// by dtype, widest first (so every tensor's data stays aligned to its element size), then by name;
+/// compact JSON header with `__metadata__` first (keys sorted, where the reference uses hash order),
+/// padded with spaces to a multiple of 8 bytes.
 public struct SafeTensorsWriter {
     enum Payload {
         case f32([Float])
@@ -558,8 +607,10 @@ public struct SafeTensorsWriter {
     /// Tensors in the order they are laid out in the file.
     private var ordered: [Item] {
         items.sorted { a, b in
-            let sa = a.payload.dtype.size, sb = b.payload.dtype.size
-            return sa != sb ? sa > sb : a.name < b.name
+            let ra = a.payload.dtype.referenceRank, rb = b.payload.dtype.referenceRank
+            if ra != rb { return ra > rb }
+            // Bytewise UTF-8 order, as Rust's `String` comparison (Swift's `<` is Unicode-aware).
+            return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
         }
     }
 

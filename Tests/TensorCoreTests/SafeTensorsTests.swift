@@ -1,0 +1,395 @@
+import Foundation
+import TensorCore
+import TestSupport
+import XCTest
+
+/// Reader and writer against files from the Python `safetensors` package
+/// (fixtures: `scripts/make_safetensors_fixtures.py`).
+final class SafeTensorsTests: XCTestCase {
+    private var scratch: URL!
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory
+            .appendingPathComponent("safetensors-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: scratch)
+    }
+
+    private func scratchPath(_ name: String) -> String { scratch.appendingPathComponent(name).path }
+
+    // MARK: Expected values
+
+    private struct Expected {
+        var metadata: [String: String]
+        var order: [String]
+        var tensors: [String: (dtype: String, shape: [Int], values: [Any])]
+    }
+
+    private func loadExpected(_ relative: String) throws -> Expected {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(relative)))
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        var tensors: [String: (String, [Int], [Any])] = [:]
+        for (name, v) in try XCTUnwrap(root["tensors"] as? [String: [String: Any]]) {
+            tensors[name] = (v["dtype"] as! String, v["shape"] as! [Int], v["values"] as! [Any])
+        }
+        return Expected(metadata: root["metadata"] as? [String: String] ?? [:],
+                        order: root["order"] as! [String], tensors: tensors)
+    }
+
+    /// A JSON value from the fixture as the Float the reader should produce.
+    private func float(_ v: Any) -> Float {
+        if let s = v as? String {
+            switch s {
+            case "inf": return .infinity
+            case "-inf": return -.infinity
+            default: return .nan
+            }
+        }
+        return Float((v as! NSNumber).doubleValue)
+    }
+
+    /// Bitwise-or-NaN equality, so -0 vs +0 and NaN are checked exactly.
+    private func assertSameFloats(_ actual: [Float], _ expected: [Float], _ label: String,
+                                  file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, label, file: file, line: line)
+        for (i, (a, e)) in zip(actual, expected).enumerated() where !(a.isNaN && e.isNaN) && a.bitPattern != e.bitPattern {
+            XCTFail("\(label)[\(i)]: \(a) != expected \(e)", file: file, line: line)
+        }
+    }
+
+    private func checkAgainstExpected(_ fixture: String, _ json: String) throws {
+        let file = try SafeTensorsFile(path: Fixtures.path(fixture))
+        let expected = try loadExpected(json)
+        XCTAssertEqual(file.names, expected.order, "names in data-offset order")
+        XCTAssertEqual(file.metadata, expected.metadata)
+        for (name, want) in expected.tensors {
+            let info = try XCTUnwrap(file.info(name), name)
+            XCTAssertEqual(info.dtype.rawValue, want.dtype, name)
+            XCTAssertEqual(info.shape, want.shape, name)
+            let t = try file.tensor(name)
+            XCTAssertEqual(t.shape, want.shape, name)
+            assertSameFloats(t.storage, want.values.map(float), name)
+            XCTAssertEqual(try file.bytes(name).count, t.count * info.dtype.size, name)
+            switch info.dtype {
+            case .I64, .I32:
+                XCTAssertEqual(try file.int64(name), want.values.map { ($0 as! NSNumber).int64Value }, name)
+            case .U8:
+                XCTAssertEqual(try file.uint8(name), want.values.map { ($0 as! NSNumber).uint8Value }, name)
+                XCTAssertEqual(try file.int64(name), want.values.map { ($0 as! NSNumber).int64Value }, name)
+            default:
+                break
+            }
+        }
+        XCTAssertEqual(Set(file.names), Set(expected.tensors.keys))
+    }
+
+    // MARK: Reading
+
+    func testReadsEveryDtypeWrittenByPython() throws {
+        try checkAgainstExpected("safetensors/all_dtypes.safetensors", "safetensors/all_dtypes.json")
+    }
+
+    func testReadsMisalignedTensorData() throws {
+        try checkAgainstExpected("safetensors/unaligned.safetensors", "safetensors/unaligned.json")
+    }
+
+    func testScalarAndEmptyTensors() throws {
+        let file = try SafeTensorsFile(path: Fixtures.path("safetensors/all_dtypes.safetensors"))
+        let scalar = try file.tensor("f32.scalar")
+        XCTAssertEqual(scalar.shape, [])
+        XCTAssertEqual(scalar.storage, [2.5])
+        XCTAssertEqual(try file.tensor("f32.empty").shape, [0])
+        XCTAssertEqual(try file.tensor("i64.empty").shape, [2, 0])
+        XCTAssertEqual(try file.int64("i64.empty"), [])
+        XCTAssertEqual(try file.bytes("f32.empty").count, 0)
+    }
+
+    func testRawBytesViewIsLittleEndianData() throws {
+        let file = try SafeTensorsFile(path: Fixtures.path("safetensors/all_dtypes.safetensors"))
+        let raw = try file.bytes("f32.matrix")
+        let t = try file.tensor("f32.matrix")
+        XCTAssertEqual(raw.count, 24)
+        for i in 0..<6 {
+            XCTAssertEqual(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))),
+                           t.storage[i])
+        }
+    }
+
+    func testMissingTensorAndWrongDTypeAreErrors() throws {
+        let path = Fixtures.path("safetensors/all_dtypes.safetensors")
+        let file = try SafeTensorsFile(path: path)
+        XCTAssertNil(file.info("nope"))
+        XCTAssertThrowsError(try file.tensor("nope")) { error in
+            XCTAssertEqual(error as? SafeTensorsError, .noSuchTensor(file: path, name: "nope"))
+            XCTAssertEqual("\(error)", "\(path): no tensor named \"nope\"")
+        }
+        XCTAssertThrowsError(try file.bytes("nope"))
+        XCTAssertThrowsError(try file.uint8("f32.matrix")) { error in
+            XCTAssertEqual(error as? SafeTensorsError,
+                           .wrongDType(file: path, tensor: "f32.matrix", actual: .F32, expected: "U8"))
+        }
+        XCTAssertThrowsError(try file.int64("f32.matrix"))
+        XCTAssertThrowsError(try file.int64("bf16.values"))
+        XCTAssertThrowsError(try file.int32("i64.values"))
+    }
+
+    func testUnopenableFiles() throws {
+        let missing = scratchPath("does-not-exist.safetensors")
+        XCTAssertThrowsError(try SafeTensorsFile(path: missing)) { error in
+            guard case .cannotOpen(let f, _)? = error as? SafeTensorsError else { return XCTFail("\(error)") }
+            XCTAssertEqual(f, missing)
+        }
+        XCTAssertThrowsError(try SafeTensorsFile(path: scratch.path)) { error in
+            guard case .cannotOpen? = error as? SafeTensorsError else { return XCTFail("\(error)") }
+        }
+        let empty = scratchPath("empty.safetensors")
+        XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data()))
+        XCTAssertThrowsError(try SafeTensorsFile(path: empty)) { error in
+            XCTAssertEqual(error as? SafeTensorsError, .fileTooSmall(file: empty, size: 0))
+        }
+    }
+
+    /// Every malformed fixture fails with its own error case and a one-line "<file>: <problem>".
+    func testEachMalformedFileGivesItsSpecificError() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("safetensors/malformed.json")))
+        let manifest = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: [String: Any]])
+        XCTAssertGreaterThan(manifest.count, 30)
+        for (name, info) in manifest.sorted(by: { $0.key < $1.key }) {
+            let expected = info["error"] as! String
+            let path = Fixtures.path("safetensors/malformed/" + name)
+            do {
+                _ = try SafeTensorsFile(path: path)
+                XCTFail("\(name): accepted, expected \(expected)")
+            } catch let error as SafeTensorsError {
+                let caseName = Mirror(reflecting: error).children.first?.label ?? "\(error)"
+                XCTAssertEqual(caseName, expected, "\(name): \(error)")
+                let message = error.description
+                XCTAssertTrue(message.hasPrefix(path + ": "), "\(name): \(message)")
+                XCTAssertFalse(message.contains("\n"), "\(name): \(message)")
+            } catch {
+                XCTFail("\(name): unexpected error type \(error)")
+            }
+        }
+    }
+
+    func testErrorMessagesNameTheProblem() throws {
+        func message(_ fixture: String) -> String {
+            do { _ = try SafeTensorsFile(path: Fixtures.path("safetensors/malformed/\(fixture).safetensors")); return "" }
+            catch { return "\(error)" }
+        }
+        XCTAssertTrue(message("size_mismatch").hasSuffix("tensor \"a\" shape needs 8 bytes but data_offsets span 12 bytes"),
+                      message("size_mismatch"))
+        XCTAssertTrue(message("dtype_unknown").contains("\"F33\""), message("dtype_unknown"))
+        XCTAssertTrue(message("duplicate_name").contains("\"a\""), message("duplicate_name"))
+        XCTAssertTrue(message("duplicate_name_escaped").contains("\"ab\""), message("duplicate_name_escaped"))
+        XCTAssertTrue(message("entry_shape_negative").hasSuffix("shape [-1]: -1 is not a non-negative integer"),
+                      message("entry_shape_negative"))
+        XCTAssertTrue(message("entry_shape_bool").hasSuffix("shape [true]: true is not a non-negative integer"),
+                      message("entry_shape_bool"))
+        XCTAssertTrue(message("offsets_overlap").contains("\"a\" and \"b\""), message("offsets_overlap"))
+        XCTAssertTrue(message("trailing_bytes").contains("cover 4 bytes but the data section has 8"), message("trailing_bytes"))
+    }
+
+    /// Random corruptions of a valid file must be rejected with an error or read, never crash.
+    func testCorruptedBytesNeverCrash() throws {
+        let original = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("safetensors/all_dtypes.safetensors")))
+        var rng = RNG(seed: 7)
+        let path = scratchPath("corrupt.safetensors")
+        for trial in 0..<300 {
+            var bytes = [UInt8](original)
+            if trial % 3 == 0 {
+                bytes.removeLast(rng.int(below: bytes.count))  // truncation
+            } else {
+                for _ in 0...rng.int(below: 4) {
+                    // Mostly inside the header, where the structure is.
+                    let limit = rng.bernoulli(0.8) ? min(bytes.count, 8 + 700) : bytes.count
+                    bytes[rng.int(below: limit)] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            if let file = try? SafeTensorsFile(path: path) {
+                for name in file.names { _ = try file.tensor(name) }
+            }
+        }
+    }
+
+    func testHalfPrecisionConversionIsExactForEveryBitPattern() throws {
+        // Build an F16 and a BF16 tensor holding all 65536 bit patterns and compare with the
+        // standard library's conversions.
+        let path = scratchPath("halves.safetensors")
+        let n = 65536
+        let header = "{\"bf16\":{\"dtype\":\"BF16\",\"shape\":[\(n)],\"data_offsets\":[0,\(2 * n)]},"
+            + "\"f16\":{\"dtype\":\"F16\",\"shape\":[\(n)],\"data_offsets\":[\(2 * n),\(4 * n)]}}"
+        var blob = [UInt8]()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { blob.append(contentsOf: $0) }
+        blob.append(contentsOf: header.utf8)
+        for _ in 0..<2 { for bits in 0..<n { blob.append(UInt8(bits & 0xFF)); blob.append(UInt8(bits >> 8)) } }
+        try Data(blob).write(to: URL(fileURLWithPath: path))
+        let file = try SafeTensorsFile(path: path)
+        let bf16 = try file.tensor("bf16").storage
+        let f16 = try file.tensor("f16").storage
+        for bits in 0..<n {
+            let b = Float(bitPattern: UInt32(bits) << 16)
+            XCTAssertTrue(bf16[bits].bitPattern == b.bitPattern || (b.isNaN && bf16[bits].isNaN), "bf16 \(bits)")
+            #if !(os(macOS) && arch(x86_64))
+            let h = Float(Float16(bitPattern: UInt16(bits)))
+            if !(h.bitPattern == f16[bits].bitPattern || (h.isNaN && f16[bits].isNaN)) {
+                XCTFail("f16 0x\(String(bits, radix: 16)): \(f16[bits]) != \(h)")
+                return
+            }
+            #endif
+        }
+    }
+
+    // MARK: Writing
+
+    /// The tensors `swift_written_contents()` in the fixture script describes.
+    private func knownContents() -> SafeTensorsWriter {
+        var w = SafeTensorsWriter()
+        w.metadata = ["producer": "caption"]
+        w.add("encoder.conv1.weight", Tensor(shape: [2, 3, 2, 2], storage: (0..<24).map { Float($0) * 0.5 - 3 }))
+        w.add("encoder.bn1.num_batches_tracked", shape: [], int64: [1_234_567_890_123])
+        w.add("decoder.fc.bias", Tensor(shape: [3], storage: [0.1, -0.2, 1e-8]))
+        w.add("image", shape: [2, 3, 3], uint8: (0..<18).map { UInt8(($0 * 13) % 256) })
+        w.add("tokens", shape: [2, 3], int64: [1, 5, 2, -7, 0, 1 << 33])
+        w.add("lengths", shape: [2], int32: [3, -3])
+        w.add("empty", Tensor(shape: [0, 4]))
+        w.add("scalar", Tensor(shape: [], storage: [-0.75]))
+        w.add("name with \"quotes\", / and é", shape: [1], uint8: [42])
+        return w
+    }
+
+    /// Our writer reproduces the reference writer's bytes exactly. Set CAPTION_REGENERATE_FIXTURES=1
+    /// to refresh `swift_written.safetensors`, which `make_safetensors_fixtures.py --check` verifies.
+    func testWriterOutputMatchesPythonByteForByte() throws {
+        let path = scratchPath("known.safetensors")
+        try knownContents().write(to: path)
+        let ours = try Data(contentsOf: URL(fileURLWithPath: path))
+        let reference = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("safetensors/python_reference.safetensors")))
+        XCTAssertEqual(ours.count, reference.count)
+        XCTAssertTrue(ours == reference, "Swift writer output differs from python safetensors'")
+        let committed = Fixtures.path("safetensors/swift_written.safetensors")
+        if ProcessInfo.processInfo.environment["CAPTION_REGENERATE_FIXTURES"] != nil {
+            try ours.write(to: URL(fileURLWithPath: committed))
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: committed)), ours)
+    }
+
+    func testRoundTrip() throws {
+        var rng = RNG(seed: 3)
+        let weight = Tensor.randn([4, 5, 3], rng: &rng)
+        var w = SafeTensorsWriter()
+        w.metadata = ["epoch": "3", "arch": "compact", "quote\"and\\backslash\n": "é\u{1}"]
+        w.add("w", weight)
+        w.add("zero-dim", Tensor(shape: [], storage: [.pi]))
+        w.add("special", Tensor(shape: [4], storage: [.infinity, -.infinity, -0.0, .leastNonzeroMagnitude]))
+        w.add("pixels", shape: [3, 1], uint8: [0, 128, 255])
+        w.add("ids", shape: [3], int64: [.min, -1, .max])
+        w.add("counts", shape: [1, 2], int32: [.min, .max])
+        w.add("none", shape: [0], int64: [])
+        XCTAssertEqual(w.count, 7)
+        let path = scratchPath("roundtrip.safetensors")
+        try w.write(to: path)
+
+        let file = try SafeTensorsFile(path: path)
+        XCTAssertEqual(file.metadata, w.metadata)
+        XCTAssertEqual(Set(file.names), ["w", "zero-dim", "special", "pixels", "ids", "counts", "none"])
+        XCTAssertEqual(try file.tensor("w"), weight)
+        XCTAssertEqual(try file.tensor("zero-dim"), Tensor(shape: [], storage: [.pi]))
+        assertSameFloats(try file.tensor("special").storage, [.infinity, -.infinity, -0.0, .leastNonzeroMagnitude], "special")
+        XCTAssertEqual(file.info("pixels")?.dtype, .U8)
+        XCTAssertEqual(file.info("pixels")?.shape, [3, 1])
+        XCTAssertEqual(try file.uint8("pixels"), [0, 128, 255])
+        XCTAssertEqual(try file.int64("ids"), [.min, -1, .max])
+        XCTAssertEqual(try file.int32("counts"), [.min, .max])
+        XCTAssertEqual(try file.int64("counts"), [Int64(Int32.min), Int64(Int32.max)])
+        XCTAssertEqual(try file.int64("none"), [])
+        // The header is padded to 8 bytes, and I64 data comes first, so everything is aligned.
+        let raw = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerLength = raw.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        XCTAssertEqual(headerLength % 8, 0)
+    }
+
+    func testEmptyWriterWritesAValidFile() throws {
+        let path = scratchPath("empty.safetensors")
+        try SafeTensorsWriter().write(to: path)
+        // The reference's serialization of no tensors: "{}" padded to 8 bytes.
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))),
+                       [8, 0, 0, 0, 0, 0, 0, 0] + Array("{}      ".utf8))
+        let file = try SafeTensorsFile(path: path)
+        XCTAssertEqual(file.names, [])
+        XCTAssertEqual(file.metadata, [:])
+    }
+
+    func testWriterRejectsBadInputWithoutTouchingTheTarget() throws {
+        let path = scratchPath("model.safetensors")
+        try Data("previous contents".utf8).write(to: URL(fileURLWithPath: path))
+        let cases: [(SafeTensorsWriter, String)] = [
+            ({ var w = SafeTensorsWriter(); w.add("a", Tensor(shape: [1])); w.add("a", Tensor(shape: [2])); return w }(),
+             "added more than once"),
+            ({ var w = SafeTensorsWriter(); w.add("ids", shape: [2, 2], int64: [1, 2, 3]); return w }(),
+             "shape [2, 2] needs 4 elements, got 3"),
+            ({ var w = SafeTensorsWriter(); w.add("px", shape: [-1], uint8: []); return w }(),
+             "negative dimension"),
+            ({ var w = SafeTensorsWriter(); w.add("__metadata__", Tensor(shape: [1])); return w }(),
+             "reserved"),
+        ]
+        for (writer, reason) in cases {
+            XCTAssertThrowsError(try writer.write(to: path)) { error in
+                guard case .invalidTensor(let f, _, let r)? = error as? SafeTensorsError else { return XCTFail("\(error)") }
+                XCTAssertEqual(f, path)
+                XCTAssertTrue(r.contains(reason), r)
+            }
+        }
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "previous contents")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), ["model.safetensors"])
+    }
+
+    func testWriteIntoMissingDirectoryFailsCleanly() throws {
+        let path = scratchPath("no/such/dir/model.safetensors")
+        var w = SafeTensorsWriter()
+        w.add("a", Tensor(shape: [1]))
+        XCTAssertThrowsError(try w.write(to: path)) { error in
+            guard case .cannotWrite(let f, _)? = error as? SafeTensorsError else { return XCTFail("\(error)") }
+            XCTAssertEqual(f, path)
+        }
+    }
+
+    func testOverwriteReplacesAtomicallyAndLeavesNoTempFiles() throws {
+        let path = scratchPath("ckpt.safetensors")
+        for step in 0..<3 {
+            var w = SafeTensorsWriter()
+            w.metadata = ["step": "\(step)"]
+            w.add("x", Tensor(shape: [2], repeating: Float(step)))
+            try w.write(to: path)
+            let file = try SafeTensorsFile(path: path)
+            XCTAssertEqual(file.metadata["step"], "\(step)")
+            XCTAssertEqual(try file.tensor("x").storage, [Float(step), Float(step)])
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), ["ckpt.safetensors"])
+    }
+
+    /// A mapped file stays readable after the value that opened it is copied and the original dropped.
+    func testMappingOutlivesTheOriginalValue() throws {
+        var copy: SafeTensorsFile?
+        do { copy = try SafeTensorsFile(path: Fixtures.path("safetensors/all_dtypes.safetensors")) }
+        let file = try XCTUnwrap(copy)
+        copy = nil
+        XCTAssertEqual(try file.tensor("f32.scalar").storage, [2.5])
+    }
+
+    func testLargeWriteAndReadAreFast() throws {
+        // 32 MB of F32 in 8 tensors: a quick sanity check that nothing is quadratic.
+        var w = SafeTensorsWriter()
+        for i in 0..<8 { w.add("layer\(i).weight", Tensor(shape: [1024, 1024], repeating: Float(i))) }
+        let path = scratchPath("big.safetensors")
+        let start = Date()
+        try w.write(to: path)
+        let file = try SafeTensorsFile(path: path)
+        for i in 0..<8 { XCTAssertEqual(try file.tensor("layer\(i).weight").storage[1_048_575], Float(i)) }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+    }
+}
