@@ -1,0 +1,91 @@
+import TensorCore
+
+/// Adam (Kingma & Ba 2015) with PyTorch's `torch.optim.Adam` semantics, over a model's flat buffers.
+///
+/// Per element, at step t (1-based):
+///   g ← g + weightDecay·θ                      (L2 penalty folded into the gradient, as PyTorch does)
+///   m ← β1·m + (1−β1)·g,   v ← β2·v + (1−β2)·g²
+///   θ ← θ − lr · (m / (1−β1ᵗ)) / (√(v / (1−β2ᵗ)) + ε)
+/// Non-trainable buffers (BatchNorm running statistics) are skipped. The learning rate can be
+/// different per parameter group (e.g. a fine-tuned encoder), chosen by parameter-name prefix.
+public final class Adam {
+    public var learningRate: Float
+    public var beta1: Float
+    public var beta2: Float
+    public var eps: Float
+    public var weightDecay: Float
+    /// Learning rates for parameters whose name starts with a prefix (first match wins); the rest use
+    /// `learningRate`.
+    public var groupLearningRates: [String: Float]
+    /// Number of steps taken (PyTorch's `state['step']`).
+    public private(set) var step: Int = 0
+    /// First and second moment estimates (`exp_avg`, `exp_avg_sq`), same layout as the parameter
+    /// buffer. Checkpoints save them with `step` and restore them through `restore`.
+    public private(set) var m: [Float]
+    public private(set) var v: [Float]
+
+    public init(count: Int, learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
+                eps: Float = 1e-8, weightDecay: Float = 0, groupLearningRates: [String: Float] = [:]) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.groupLearningRates = groupLearningRates
+        m = [Float](repeating: 0, count: count)
+        v = [Float](repeating: 0, count: count)
+    }
+
+    /// Restores the state saved from `step`, `m` and `v` (for an exact resume).
+    public func restore(step: Int, m: [Float], v: [Float]) {
+        precondition(m.count == self.m.count && v.count == self.v.count, "Adam state size mismatch")
+        self.step = step
+        self.m = m
+        self.v = v
+    }
+
+    /// Learning rate used for parameter `p`.
+    public func learningRate(for p: Param) -> Float {
+        for (prefix, lr) in groupLearningRates.sorted(by: { $0.key.count > $1.key.count }) where p.name.hasPrefix(prefix) {
+            return lr
+        }
+        return learningRate
+    }
+
+    /// Applies one update to every trainable parameter of `params` from its accumulated gradients.
+    public func update(_ params: Parameters) {
+        precondition(params.count == m.count, "Adam state is for \(m.count) values, model has \(params.count)")
+        step += 1
+        // PyTorch computes the bias corrections in double precision from Python floats.
+        let bc1 = 1 - pow(Double(beta1), Double(step))
+        let bc2 = 1 - pow(Double(beta2), Double(step))
+        let sqrtBC2 = Float(bc2.squareRoot())
+        let b1 = beta1, b2 = beta2, eps = eps, wd = weightDecay
+        let values = params.values, grads = params.grads
+        m.withUnsafeMutableBufferPointer { mb in
+            v.withUnsafeMutableBufferPointer { vb in
+                let mp = mb.baseAddress!, vp = vb.baseAddress!
+                for p in params.layout.params where p.trainable {
+                    // The same operation order as torch.optim.Adam's single-tensor path:
+                    // m.lerp_(g, 1−β1); v.mul_(β2).addcmul_(g, g, 1−β2);
+                    // denom = √v / √bc2 + ε; θ.addcdiv_(m, denom, −lr/bc1).
+                    let stepSize = Float(Double(learningRate(for: p)) / bc1)
+                    for i in p.offset..<(p.offset + p.count) {
+                        var g = grads[i]
+                        if wd != 0 { g += wd * values[i] }
+                        mp[i] += (1 - b1) * (g - mp[i])
+                        vp[i] = vp[i] * b2 + (1 - b2) * (g * g)
+                        let denom = vp[i].squareRoot() / sqrtBC2 + eps
+                        values[i] += -stepSize * (mp[i] / denom)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
