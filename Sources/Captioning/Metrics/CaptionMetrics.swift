@@ -1,0 +1,91 @@
+/// The COCO caption metrics (BLEU-1...4, ROUGE-L, CIDEr-D) with the numbers pycocoevalcap gives:
+/// captions are PTB-tokenised (`PTBTokenizer`) and scored by `BLEU`, `ROUGEL` and `CIDErD`.
+///
+/// `caption metrics` and `caption eval` both go through `evaluate`.
+public enum CaptionMetrics {
+    /// Scores one hypothesis per image against that image's references.
+    ///
+    /// The evaluated images are those in `hypotheses` (as pycocoevalcap's example evaluates the
+    /// results' images); CIDEr-D's document frequencies come from their references only.
+    /// - Parameter tokenize: apply pycocoevalcap's PTB tokenisation first (false when the captions
+    ///   are already tokenised strings).
+    /// - Throws: `MetricsError` for an empty evaluation, a hypothesis without references, or an
+    ///   image whose reference list is empty.
+    public static func evaluate(references: [ImageID: [String]], hypotheses: [ImageID: String],
+                                tokenize: Bool = true) throws -> MetricScores {
+        guard !hypotheses.isEmpty else { throw MetricsError.noHypotheses }
+        let ids = hypotheses.keys.sorted()
+        var refs: [[String]] = []
+        var hyps: [String] = []
+        for id in ids {
+            guard let imageReferences = references[id] else { throw MetricsError.unknownImage(id) }
+            guard !imageReferences.isEmpty else { throw MetricsError.noReferences(id) }
+            refs.append(tokenize ? imageReferences.map(PTBTokenizer.normalize) : imageReferences)
+            hyps.append(tokenize ? PTBTokenizer.normalize(hypotheses[id]!) : hypotheses[id]!)
+        }
+
+        let bleu = BLEU.score(references: refs, hypotheses: hyps)
+        let rouge = ROUGEL.score(references: refs, hypotheses: hyps)
+        let cider = CIDErD.score(references: refs, hypotheses: hyps)
+        var perImage: [ImageID: ImageScores] = [:]
+        for (i, id) in ids.enumerated() {
+            perImage[id] = ImageScores(bleu: bleu.perImage[i], rougeL: rouge.perImage[i], ciderD: cider.perImage[i])
+        }
+        return MetricScores(bleu: bleu.corpus, rougeL: rouge.corpus, ciderD: cider.corpus, images: ids.count,
+                            perImage: perImage)
+    }
+}
+
+/// Scores of one image (pycocoevalcap's `imgToEval` entry).
+public struct ImageScores: Equatable, Sendable {
+    /// BLEU-1...BLEU-4.
+    public var bleu: [Double]
+    public var rougeL: Double
+    public var ciderD: Double
+}
+
+/// Corpus scores on pycocoevalcap's scales (BLEU and ROUGE-L in 0...1, CIDEr-D up to 10).
+public struct MetricScores: Equatable, Sendable {
+    /// BLEU-1...BLEU-4.
+    public var bleu: [Double]
+    public var rougeL: Double
+    public var ciderD: Double
+    /// Number of images scored.
+    public var images: Int
+    public var perImage: [ImageID: ImageScores]
+
+    public var bleu4: Double { bleu[3] }
+
+    /// The contract's names and order: BLEU-1...4, ROUGE-L, CIDEr-D.
+    public var named: [(name: String, value: Double)] {
+        (0..<4).map { ("BLEU-\($0 + 1)", bleu[$0]) } + [("ROUGE-L", rougeL), ("CIDEr-D", ciderD)]
+    }
+
+    /// `{"BLEU-1":..,"BLEU-2":..,"BLEU-3":..,"BLEU-4":..,"ROUGE-L":..,"CIDEr-D":..,"images":N}` in that
+    /// order, with `extra` fields (e.g. `pointing_accuracy`) inserted before `images`.
+    public func jsonLine(extra: [(name: String, value: Double)] = []) -> String {
+        let fields = (named + extra).map { "\"\($0.name)\": \(jsonNumber($0.value))" } + ["\"images\": \(images)"]
+        return "{" + fields.joined(separator: ", ") + "}"
+    }
+}
+
+/// Shortest round-trip decimal, valid JSON (non-finite values become null).
+func jsonNumber(_ value: Double) -> String {
+    guard value.isFinite else { return "null" }
+    return "\(value)"
+}
+
+/// Why an evaluation could not be scored.
+public enum MetricsError: Error, CustomStringConvertible, Equatable {
+    case noHypotheses
+    case unknownImage(ImageID)
+    case noReferences(ImageID)
+
+    public var description: String {
+        switch self {
+        case .noHypotheses: return "no captions to score"
+        case .unknownImage(let id): return "image_id \(id) has no reference captions"
+        case .noReferences(let id): return "image_id \(id) has an empty reference list"
+        }
+    }
+}
