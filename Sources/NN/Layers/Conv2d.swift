@@ -1,0 +1,401 @@
+import Foundation
+import TensorCore
+
+// MARK: - Layer conventions (Conv2d, BatchNorm2d, pooling, activations)
+//
+// * A layer is a small value type: hyper-parameters plus `Param` handles into the model's flat parameter
+//   buffer (`Parameters`). It owns no tensors, so building a model is cheap and the same layer value can be
+//   used from several threads as long as each passes its own `Parameters` gradients / workspace.
+// * Names follow PyTorch's module tree: `Conv2d("layer1.0.conv1", ...)` registers `layer1.0.conv1.weight`.
+// * `forward(x, p) -> y`; `backward(dy, input: x, p) -> dx`. Parameter gradients are *accumulated* (`+=`)
+//   into `p.grads`, so a layer applied to several batches or time steps sums naturally and zeroing is one
+//   call (`p.zeroGrads()`).
+// * Anything backward needs beyond the input/output is returned explicitly by forward as a cache
+//   (`BatchNorm2d.forward` → `(y, cache)` with the statistics used, `MaxPool2d.forward` → `(y, cache)` with
+//   argmax indices). No hidden state lives in the layer.
+// * Weight initialisers are methods taking `inout RNG` (`initializeKaimingNormal(p, rng: &rng)`), separate
+//   from construction, so loading a checkpoint skips them.
+// * Scratch memory for im2col and GEMM staging comes from a `ConvWorkspace`: pass one explicitly, or let
+//   the layer use the calling thread's shared workspace. Either way, steady-state calls allocate nothing
+//   except their output tensor.
+// * Tensors are N×C×H×W, contiguous, Float32, like PyTorch.
+
+/// Reusable scratch buffers for convolutions (im2col columns, grouped GEMM outputs, column gradients).
+///
+/// Buffers only grow; one workspace serves every convolution of a model because layers run one after
+/// another. A workspace must not be used by two threads at once: `ConvWorkspace.forCurrentThread`
+/// (the default when a layer is given none) keeps one per thread.
+public final class ConvWorkspace {
+    private var slots: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+
+    public init() {}
+
+    deinit { release() }
+
+    /// Scratch memory of at least `count` floats for `slot` (contents undefined). Asking for a slot does
+    /// not invalidate the others.
+    public func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        while slots.count <= slot { slots.append((.allocate(capacity: 1), 1)) }
+        if slots[slot].capacity < count {
+            slots[slot].pointer.deallocate()
+            slots[slot] = (.allocate(capacity: count), count)
+        }
+        return slots[slot].pointer
+    }
+
+    /// Bytes currently held.
+    public var bytes: Int { slots.reduce(0) { $0 + $1.capacity } * MemoryLayout<Float>.stride }
+
+    /// Frees all buffers (they are reallocated on the next use).
+    public func release() {
+        for s in slots { s.pointer.deallocate() }
+        slots = []
+    }
+
+    private static let threadKey = "caption.NN.ConvWorkspace"
+
+    /// The calling thread's shared workspace (created on first use, lives as long as the thread).
+    public static var forCurrentThread: ConvWorkspace {
+        let dict = Thread.current.threadDictionary
+        if let ws = dict[threadKey] as? ConvWorkspace { return ws }
+        let ws = ConvWorkspace()
+        dict[threadKey] = ws
+        return ws
+    }
+}
+
+/// 2-D convolution (PyTorch `nn.Conv2d` with `dilation=1`, `groups=1`, square kernel/stride/padding).
+///
+/// Forward lowers to GEMM: `Y[OC × P] = W[OC × C·KH·KW] · col[C·KH·KW × P]` with `col = im2col(x)` and
+/// `P = OH·OW`. Pointwise (1×1, no padding) stride-1 convolutions multiply the input planes directly;
+/// 1×1 stride-2 ones subsample first. When the output plane is small (deep layers), several images share
+/// one GEMM (their columns side by side) so the matrix is wide enough for BLAS to run near peak.
+public struct Conv2d {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernelSize: Int
+    public let stride: Int
+    public let padding: Int
+    /// `outChannels × inChannels × kernelSize × kernelSize` (PyTorch layout).
+    public let weight: Param
+    /// `outChannels`, when the layer has a bias.
+    public let bias: Param?
+    /// Images per GEMM; `nil` chooses from the output plane size (see `imagesPerGEMM(batch:)`).
+    /// Exposed for tests and tuning; every setting computes the same result.
+    public var imagesPerGEMMOverride: Int?
+
+    /// Registers `"\(name).weight"` (and `"\(name).bias"` when `bias`) in `layout`.
+    public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
+                padding: Int = 0, bias: Bool = true, layout: inout ParameterLayout) {
+        precondition(inChannels > 0 && outChannels > 0 && kernelSize > 0 && stride > 0 && padding >= 0)
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.weight = layout.add("\(name).weight", [outChannels, inChannels, kernelSize, kernelSize])
+        self.bias = bias ? layout.add("\(name).bias", [outChannels]) : nil
+    }
+
+    /// Output plane size for an input plane (PyTorch's floor formula).
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        ((height + 2 * padding - kernelSize) / stride + 1, (width + 2 * padding - kernelSize) / stride + 1)
+    }
+
+    /// Multiply–adds × 2 of one forward pass over an `N×C×H×W` input (for GFLOP/s reports).
+    public func flops(batch: Int, height: Int, width: Int) -> Int {
+        let (oh, ow) = outputSize(height: height, width: width)
+        return 2 * batch * outChannels * oh * ow * inChannels * kernelSize * kernelSize
+    }
+
+    // MARK: Initialisation
+
+    /// Kaiming-normal weights with `mode="fan_out"`, ReLU gain (torchvision ResNet):
+    /// `W ~ N(0, 2 / (OC·KH·KW))`; bias zero.
+    public func initializeKaimingNormal(_ p: Parameters, rng: inout RNG) {
+        let std = (2 / Float(outChannels * kernelSize * kernelSize)).squareRoot()
+        let w = p.value(weight)
+        for i in 0..<weight.count { w[i] = std * rng.normal() }
+        if let bias { Kernels.fill(p.value(bias), bias.count, 0) }
+    }
+
+    /// PyTorch's default `nn.Conv2d` initialisation: weight and bias ~ U(−1/√fan_in, 1/√fan_in)
+    /// (`kaiming_uniform_(a=√5)`), fan_in = C·KH·KW.
+    public func initializePyTorchDefault(_ p: Parameters, rng: inout RNG) {
+        let bound = 1 / Float(inChannels * kernelSize * kernelSize).squareRoot()
+        let w = p.value(weight)
+        for i in 0..<weight.count { w[i] = rng.uniform(-bound, bound) }
+        if let bias {
+            let b = p.value(bias)
+            for i in 0..<bias.count { b[i] = rng.uniform(-bound, bound) }
+        }
+    }
+
+    // MARK: Forward
+
+    /// `x: N×C×H×W → N×OC×OH×OW`, optionally followed by ReLU (fused into the GEMM epilogue).
+    public func forward(_ x: Tensor, _ p: Parameters, relu: Bool = false, workspace: ConvWorkspace? = nil) -> Tensor {
+        forward(x, weight: p.value(weight), bias: bias.map { UnsafePointer(p.value($0)) }, relu: relu,
+                workspace: workspace)
+    }
+
+    /// Forward with explicit weights (`OC×C×KH×KW`) and bias (`OC`), e.g. BatchNorm-folded ones from
+    /// `BatchNorm2d.fold(_:_:)`; this layer's own `Param`s are not read.
+    public func forward(_ x: Tensor, weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
+                        relu: Bool = false, workspace: ConvWorkspace? = nil) -> Tensor {
+        let g = geometry(x.shape)
+        let ws = workspace ?? .forCurrentThread
+        let group = imagesPerGEMM(batch: g.n, plane: g.outPlane)
+        let P = g.outPlane, K = g.kdim, OC = outChannels
+        var y = Tensor(shape: [g.n, OC, g.oh, g.ow], unsafeUninitialized: { _ in })
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { yb in
+                let x = xb.baseAddress!, y = yb.baseAddress!
+                var n0 = 0
+                while n0 < g.n {
+                    let count = min(group, g.n - n0)
+                    let cols = count * P
+                    if count == 1 {
+                        // One image: GEMM straight into its output plane block.
+                        let xn = x + n0 * g.inImage
+                        let yn = y + n0 * OC * P
+                        let col: UnsafePointer<Float>
+                        if g.isDirect { col = xn } else {
+                            let buf = ws.buffer(0, count: K * P)
+                            im2col(g, x: xn, images: 1, imageStride: 0, col: buf)
+                            col = UnsafePointer(buf)
+                        }
+                        sgemm(m: OC, n: P, k: K, a: w, b: col, c: yn)
+                        Conv2d.epilogue(channels: OC, plane: P, images: 1, from: yn, ldFrom: P, to: yn, bias: b, relu: relu)
+                    } else {
+                        // Several images side by side: col[K × count·P], out[OC × count·P], then scatter.
+                        let col = ws.buffer(0, count: K * cols)
+                        im2col(g, x: x + n0 * g.inImage, images: count, imageStride: g.inImage, col: col)
+                        let out = ws.buffer(1, count: OC * cols)
+                        sgemm(m: OC, n: cols, k: K, a: w, b: col, c: out)
+                        Conv2d.epilogue(channels: OC, plane: P, images: count, from: out, ldFrom: cols,
+                                        to: y + n0 * OC * P, bias: b, relu: relu)
+                    }
+                    n0 += count
+                }
+            }
+        }
+        return y
+    }
+
+    // MARK: Backward
+
+    /// Accumulates `dW` (and `db`) into `p.grads` and returns `dx` (`N×C×H×W`).
+    /// `dy` is the gradient of the convolution's output (apply ReLU's backward first if ReLU was fused).
+    public func backward(_ dy: Tensor, input x: Tensor, _ p: Parameters, workspace: ConvWorkspace? = nil) -> Tensor {
+        backward(dy, input: x, p, computeInputGradient: true, workspace: workspace)!
+    }
+
+    /// Accumulates `dW` (and `db`) only, skipping `dx` (for a network's first layer).
+    public func accumulateParameterGradients(_ dy: Tensor, input x: Tensor, _ p: Parameters,
+                                             workspace: ConvWorkspace? = nil) {
+        _ = backward(dy, input: x, p, computeInputGradient: false, workspace: workspace)
+    }
+
+    /// dW[OC × K] += dY[OC × P] · colᵀ[P × K];  db += Σ_P dY;  dcol[K × P] = Wᵀ[K × OC] · dY;  dx = col2im(dcol).
+    private func backward(_ dy: Tensor, input x: Tensor, _ p: Parameters, computeInputGradient: Bool,
+                          workspace: ConvWorkspace?) -> Tensor? {
+        let g = geometry(x.shape)
+        precondition(dy.shape == [g.n, outChannels, g.oh, g.ow], "Conv2d.backward: dy \(dy.shape) for input \(x.shape)")
+        let ws = workspace ?? .forCurrentThread
+        let group = imagesPerGEMM(batch: g.n, plane: g.outPlane)
+        let P = g.outPlane, K = g.kdim, OC = outChannels
+        let w = UnsafePointer(p.value(weight)), dw = p.grad(weight)
+        let db = bias.map { p.grad($0) }
+        var dx: Tensor? = computeInputGradient ? Tensor(shape: x.shape) : nil  // zeroed: col2im accumulates
+        x.withUnsafeBufferPointer { xb in
+            dy.withUnsafeBufferPointer { dyb in
+                let x = xb.baseAddress!, dyp = dyb.baseAddress!
+                var n0 = 0
+                while n0 < g.n {
+                    let count = min(group, g.n - n0)
+                    let cols = count * P
+                    // dY for this group as one OC × cols matrix.
+                    let dY: UnsafePointer<Float>
+                    if count == 1 { dY = dyp + n0 * OC * P } else {
+                        let buf = ws.buffer(1, count: OC * cols)
+                        for j in 0..<count {
+                            for oc in 0..<OC {
+                                (buf + oc * cols + j * P).update(from: dyp + ((n0 + j) * OC + oc) * P, count: P)
+                            }
+                        }
+                        dY = UnsafePointer(buf)
+                    }
+                    // The forward columns, recomputed (cheaper in memory than caching them per layer).
+                    let col: UnsafePointer<Float>
+                    if count == 1 && g.isDirect { col = x + n0 * g.inImage } else {
+                        let buf = ws.buffer(0, count: K * cols)
+                        im2col(g, x: x + n0 * g.inImage, images: count, imageStride: g.inImage, col: buf)
+                        col = UnsafePointer(buf)
+                    }
+                    sgemm(transB: true, m: OC, n: K, k: cols, a: dY, b: col, beta: 1, c: dw)
+                    if let db {
+                        for oc in 0..<OC { db[oc] += Kernels.sum(cols, dY + oc * cols) }
+                    }
+                    if computeInputGradient {
+                        dx!.withUnsafeMutableBufferPointer { dxb in
+                            let dxg = dxb.baseAddress! + n0 * g.inImage
+                            if count == 1 && g.isDirect {
+                                sgemm(transA: true, m: K, n: P, k: OC, a: w, b: dY, c: dxg)
+                            } else {
+                                let dcol = ws.buffer(2, count: K * cols)
+                                sgemm(transA: true, m: K, n: cols, k: OC, a: w, b: dY, c: dcol)
+                                col2im(g, dcol: dcol, images: count, imageStride: g.inImage, dx: dxg)
+                            }
+                        }
+                    }
+                    n0 += count
+                }
+            }
+        }
+        return dx
+    }
+
+    // MARK: Batching heuristic
+
+    /// Images whose columns share one GEMM. Large planes (≥ 1024 outputs) go one image at a time (the GEMM
+    /// is already wide, and pointwise ones then need no copy at all); small planes are grouped until the
+    /// GEMM has ~`targetColumns` columns, which keeps OpenBLAS efficient on 7×7 / 14×14 maps, while the
+    /// im2col buffer stays under ~64 MB.
+    public func imagesPerGEMM(batch: Int, plane: Int) -> Int {
+        if let o = imagesPerGEMMOverride { return max(1, min(o, batch)) }
+        if plane >= Conv2d.groupingPlaneLimit { return 1 }
+        let byColumns = (Conv2d.targetColumns + plane - 1) / plane
+        let byMemory = max(1, (16 << 20) / max(1, inChannels * kernelSize * kernelSize * plane))
+        return max(1, min(batch, byColumns, byMemory))
+    }
+
+    /// Output planes at least this big are computed one image per GEMM.
+    static let groupingPlaneLimit = 1024
+    /// Columns aimed for when grouping small planes.
+    static let targetColumns = 1024
+
+    // MARK: Geometry, im2col, col2im
+
+    struct Geometry {
+        let n, c, h, w, oh, ow, k, stride, pad: Int
+        var inPlane: Int { h * w }
+        var inImage: Int { c * h * w }
+        var outPlane: Int { oh * ow }
+        /// GEMM inner dimension C·KH·KW.
+        var kdim: Int { c * k * k }
+        /// 1×1, stride 1, no padding: the input planes already are the GEMM's right-hand matrix.
+        var isDirect: Bool { k == 1 && stride == 1 && pad == 0 }
+    }
+
+    func geometry(_ shape: [Int]) -> Geometry {
+        precondition(shape.count == 4 && shape[1] == inChannels,
+                     "Conv2d expects N×\(inChannels)×H×W, got \(shape)")
+        let (oh, ow) = outputSize(height: shape[2], width: shape[3])
+        precondition(oh > 0 && ow > 0, "Conv2d: input \(shape) too small for kernel \(kernelSize), padding \(padding)")
+        return Geometry(n: shape[0], c: shape[1], h: shape[2], w: shape[3], oh: oh, ow: ow,
+                        k: kernelSize, stride: stride, pad: padding)
+    }
+
+    /// Output columns `ow` whose input column `ow·stride − pad + kw` lies inside `0..<w`.
+    @inline(__always)
+    static func validColumns(_ g: Geometry, kw: Int) -> Range<Int> {
+        let off = kw - g.pad                       // input column of ow = 0
+        let lo = off >= 0 ? 0 : (-off + g.stride - 1) / g.stride
+        let last = g.w - 1 - off                   // need ow·stride ≤ last
+        let hi = last < 0 ? 0 : min(g.ow, last / g.stride + 1)
+        return lo..<max(lo, hi)
+    }
+
+    /// Writes the columns of `images` consecutive images (`imageStride` floats apart) into
+    /// `col[C·KH·KW × images·P]`: row `(c·KH + kh)·KW + kw`, column `j·P + oh·OW + ow` holds
+    /// `x[j][c][oh·s − pad + kh][ow·s − pad + kw]` (0 outside the image).
+    func im2col(_ g: Geometry, x: UnsafePointer<Float>, images: Int, imageStride: Int, col: UnsafeMutablePointer<Float>) {
+        let P = g.outPlane, ld = images * P, rows = g.kdim
+        if g.isDirect {
+            // Plain gather of whole planes.
+            for j in 0..<images {
+                for c in 0..<g.c { (col + c * ld + j * P).update(from: x + j * imageStride + c * P, count: P) }
+            }
+            return
+        }
+        let work = rows * ld
+        parallelFor(rows * images, minChunk: work >= 1 << 16 ? max(1, (rows * images) / 64) : Int.max) { item in
+            let r = item % rows, j = item / rows
+            let c = r / (g.k * g.k), kh = (r / g.k) % g.k, kw = r % g.k
+            let plane = x + j * imageStride + c * g.inPlane
+            let dstRow = col + r * ld + j * P
+            let valid = Conv2d.validColumns(g, kw: kw)
+            let off = kw - g.pad
+            for oh in 0..<g.oh {
+                let dst = dstRow + oh * g.ow
+                let ih = oh * g.stride - g.pad + kh
+                if ih < 0 || ih >= g.h {
+                    dst.update(repeating: 0, count: g.ow)
+                    continue
+                }
+                let src = plane + ih * g.w + off
+                if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
+                if g.stride == 1 {
+                    (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
+                } else {
+                    let s = g.stride
+                    for ow in valid { dst[ow] = src[ow * s] }
+                }
+                if valid.upperBound < g.ow { (dst + valid.upperBound).update(repeating: 0, count: g.ow - valid.upperBound) }
+            }
+        }
+    }
+
+    /// The adjoint of `im2col`: adds every column entry back onto the input position it was read from.
+    /// `dx` must be initialised (usually zero); work is split by (image, channel), so writes never collide.
+    func col2im(_ g: Geometry, dcol: UnsafePointer<Float>, images: Int, imageStride: Int, dx: UnsafeMutablePointer<Float>) {
+        let P = g.outPlane, ld = images * P
+        let planes = images * g.c
+        let work = g.kdim * ld
+        parallelFor(planes, minChunk: work >= 1 << 16 ? 1 : Int.max) { item in
+            let c = item % g.c, j = item / g.c
+            let plane = dx + j * imageStride + c * g.inPlane
+            for kh in 0..<g.k {
+                for kw in 0..<g.k {
+                    let r = (c * g.k + kh) * g.k + kw
+                    let srcRow = dcol + r * ld + j * P
+                    let valid = Conv2d.validColumns(g, kw: kw)
+                    if valid.isEmpty { continue }
+                    let off = kw - g.pad
+                    for oh in 0..<g.oh {
+                        let ih = oh * g.stride - g.pad + kh
+                        if ih < 0 || ih >= g.h { continue }
+                        let dst = plane + ih * g.w + off
+                        let src = srcRow + oh * g.ow
+                        if g.stride == 1 {
+                            for ow in valid { dst[ow] += src[ow] }
+                        } else {
+                            let s = g.stride
+                            for ow in valid { dst[ow * s] += src[ow] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies a GEMM result `from[OC × ldFrom]` (images side by side, `plane` columns each) into
+    /// `to[images × OC × plane]`, adding the bias and applying ReLU on the way. Works in place when
+    /// `images == 1` and `from == to`.
+    static func epilogue(channels: Int, plane: Int, images: Int, from: UnsafePointer<Float>, ldFrom: Int,
+                         to: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, relu: Bool) {
+        let total = channels * plane * images
+        parallelFor(images * channels, minChunk: total >= 1 << 17 ? 1 : Int.max) { item in
+            let j = item / channels, oc = item % channels
+            let src = from + oc * ldFrom + j * plane
+            let dst = to + (j * channels + oc) * plane
+            let b = bias?[oc] ?? 0
+            switch (relu, bias != nil) {
+            case (false, false): if src != UnsafePointer(dst) { dst.update(from: src, count: plane) }
+            case (false, true): for i in 0..<plane { dst[i] = src[i] + b }
+            case (true, _): for i in 0..<plane { dst[i] = max(src[i] + b, 0) }
+            }
+        }
+    }
+}
