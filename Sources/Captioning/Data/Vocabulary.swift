@@ -35,7 +35,7 @@ public struct Vocabulary: Equatable, Sendable {
     /// A word map `{"word": index}` as the tutorial saves it.
     public init(wordMap: [String: Int], file: String = "word map") throws {
         var tokens = [String?](repeating: nil, count: wordMap.count)
-        for (word, index) in wordMap.sorted(by: { $0.value < $1.value }) {
+        for (word, index) in wordMap.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
             guard index >= 0 && index < wordMap.count else {
                 throw DataError(file: file, "index \(index) of \"\(word)\" is outside 0..<\(wordMap.count) (indices must be 0, 1, 2, ... with no gaps)")
             }
