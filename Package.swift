@@ -32,6 +32,7 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
         .target(name: "Imaging", dependencies: ["CImageIO", "TensorCore"], swiftSettings: optimise),
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: optimise),
+        .target(name: "Captioning", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
         .executableTarget(
             name: "caption",
             dependencies: [
@@ -45,6 +46,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "TestSupport"]),
+        .testTarget(name: "CaptioningTests", dependencies: ["Captioning", "NN", "TensorCore", "Imaging", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
