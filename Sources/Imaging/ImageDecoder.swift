@@ -1,0 +1,173 @@
+import CImageIO
+import Foundation
+
+/// What an image's header says, read without decoding the pixels.
+public struct ImageInfo: Equatable, Sendable {
+    public var format: ImageFormat
+    /// Size of the decoded image: after the EXIF orientation is applied.
+    public var width: Int
+    public var height: Int
+    /// EXIF orientation 1...8 that decoding applies (1 when absent).
+    public var orientation: Int
+    /// Size as stored in the file (width and height swapped for orientations 5...8).
+    public var storedWidth: Int
+    public var storedHeight: Int
+    /// Channels in the file: 1 gray/palette, 2 gray+alpha, 3 RGB/YCbCr, 4 RGBA or CMYK.
+    public var components: Int
+    /// Bits per sample in the file.
+    public var bitDepth: Int
+}
+
+/// Decodes JPEG and PNG files into `RGBImage`s with the pixels Pillow gives for
+/// `ImageOps.exif_transpose(Image.open(f)).convert("RGB")`.
+///
+/// Handles baseline, progressive, grayscale and CMYK/YCCK JPEGs (with the EXIF orientation
+/// applied) and every PNG colour type and bit depth, interlaced or not (alpha and tRNS are
+/// dropped, not composited). The format comes from the magic bytes. Every failure is an
+/// `ImageError` naming the file; nothing crashes, nothing is printed. A value type with no shared
+/// state: decode from as many threads as you like.
+///
+/// Deliberate differences from Pillow: a PNG whose IDAT CRC is wrong is rejected (Pillow does not
+/// check it); a malformed EXIF block is ignored (Pillow raises); EXIF in a PNG is read from an
+/// eXIf chunk before the image data only (not after it, nor from "Raw profile type exif" text).
+public struct ImageDecoder: Sendable {
+    /// 100 megapixels: a 10000×10000 photo decodes, a header claiming 60000×60000 does not.
+    public static let defaultMaxPixels = 100_000_000
+
+    /// Largest `width × height` accepted, checked from the header before the pixel buffer is
+    /// allocated (a 60000×60000 header would otherwise ask for 10 GiB). 0 means no limit.
+    public var maxPixels: Int
+
+    public init(maxPixels: Int = ImageDecoder.defaultMaxPixels) {
+        self.maxPixels = maxPixels
+    }
+
+    /// Reads and decodes the file at `path`.
+    public func decode(path: String) throws -> RGBImage {
+        let bytes = try Self.readFile(path)
+        return try bytes.withUnsafeBytes { try decode(bytes: $0, name: path) }
+    }
+
+    /// Decodes a whole JPEG or PNG file held in memory; `name` is used in error messages.
+    public func decode(data: Data, name: String = "<memory>") throws -> RGBImage {
+        try data.withUnsafeBytes { try decode(bytes: $0, name: name) }
+    }
+
+    /// Decodes a whole JPEG or PNG file held in memory; `name` is used in error messages.
+    public func decode(bytes: [UInt8], name: String = "<memory>") throws -> RGBImage {
+        try bytes.withUnsafeBytes { try decode(bytes: $0, name: name) }
+    }
+
+    /// Decodes a whole JPEG or PNG file held in memory; `name` is used in error messages.
+    public func decode(bytes: UnsafeRawBufferPointer, name: String) throws -> RGBImage {
+        guard let base = bytes.baseAddress, bytes.count > 0 else {
+            throw ImageError(path: name, reason: .emptyFile)
+        }
+        let data = base.assumingMemoryBound(to: UInt8.self)
+        var info = cimageio_info()
+        var status = cimageio_probe(data, bytes.count, limit, &info)
+        guard status == CIMAGEIO_OK else { throw error(status, info, name) }
+        let (width, height) = (Int(info.width), Int(info.height))
+        guard width > 0, height > 0 else {
+            throw ImageError(path: name, reason: .corrupt(ImageFormat(info.format) ?? .jpeg, "image has no pixels"))
+        }
+        let byteCount = width * height * 3
+        let pixels = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, count in
+            status = cimageio_decode(data, bytes.count, limit, buffer.baseAddress, byteCount, &info)
+            count = status == CIMAGEIO_OK ? byteCount : 0
+        }
+        guard status == CIMAGEIO_OK else { throw error(status, info, name) }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    /// Reads only the header of the file at `path`: format, size, orientation.
+    public func info(path: String) throws -> ImageInfo {
+        let bytes = try Self.readFile(path)
+        return try bytes.withUnsafeBytes { try info(bytes: $0, name: path) }
+    }
+
+    /// Reads only the header of an in-memory file: format, size, orientation.
+    public func info(bytes: UnsafeRawBufferPointer, name: String) throws -> ImageInfo {
+        guard let base = bytes.baseAddress, bytes.count > 0 else {
+            throw ImageError(path: name, reason: .emptyFile)
+        }
+        var info = cimageio_info()
+        let status = cimageio_probe(base.assumingMemoryBound(to: UInt8.self), bytes.count, limit, &info)
+        guard status == CIMAGEIO_OK, let format = ImageFormat(info.format) else { throw error(status, info, name) }
+        return ImageInfo(format: format, width: Int(info.width), height: Int(info.height),
+                         orientation: Int(info.orientation), storedWidth: Int(info.stored_width),
+                         storedHeight: Int(info.stored_height), components: Int(info.components),
+                         bitDepth: Int(info.bit_depth))
+    }
+
+    private var limit: UInt64 { UInt64(max(0, maxPixels)) }
+
+    private func error(_ status: cimageio_status, _ info: cimageio_info, _ name: String) -> ImageError {
+        let message = Self.message(info)
+        let format = ImageFormat(info.format) ?? .jpeg
+        let reason: ImageError.Reason
+        switch status {
+        case CIMAGEIO_UNKNOWN_FORMAT: reason = .unknownFormat
+        case CIMAGEIO_TRUNCATED: reason = .truncated(format, message)
+        case CIMAGEIO_TOO_LARGE:
+            reason = .tooLarge(width: Int(info.stored_width), height: Int(info.stored_height), limit: maxPixels)
+        case CIMAGEIO_UNSUPPORTED: reason = .unsupported(message)
+        case CIMAGEIO_OUT_OF_MEMORY: reason = .outOfMemory
+        case CIMAGEIO_BAD_ARGUMENT: reason = .invalidArgument(message)
+        default: reason = .corrupt(format, message)
+        }
+        return ImageError(path: name, reason: reason)
+    }
+
+    /// The NUL-terminated message inside `info`, never reading past its fixed buffer.
+    static func message(_ info: cimageio_info) -> String {
+        withUnsafeBytes(of: info.message) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    /// The whole file at `path`, with errno turned into an `ImageError` naming it.
+    static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ImageError(path: path, reason: readReason(errno)) }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw ImageError(path: path, reason: readReason(errno)) }
+        if (status.st_mode & S_IFMT) == S_IFDIR { throw ImageError(path: path, reason: .isDirectory) }
+        let isRegular = (status.st_mode & S_IFMT) == S_IFREG
+        // Regular files are read into one allocation of their size plus one byte, so reaching
+        // EOF needs no regrowth; pipes, devices and files that grew since fstat double as needed.
+        var bytes = [UInt8](repeating: 0, count: isRegular ? Int(status.st_size) + 1 : 1 << 16)
+        var filled = 0
+        while true {
+            if filled == bytes.count { bytes.append(contentsOf: [UInt8](repeating: 0, count: bytes.count)) }
+            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw ImageError(path: path, reason: readReason(errno))
+            }
+            if got == 0 { break }
+            filled += got
+        }
+        bytes.removeSubrange(filled...)
+        if bytes.isEmpty { throw ImageError(path: path, reason: .emptyFile) }
+        return bytes
+    }
+
+    static func readReason(_ code: Int32) -> ImageError.Reason {
+        switch code {
+        case ENOENT, ENOTDIR: return .fileNotFound
+        case EACCES, EPERM: return .permissionDenied
+        case EISDIR: return .isDirectory
+        default: return .unreadable(String(cString: strerror(code)))
+        }
+    }
+}
+
+extension RGBImage {
+    /// Decodes the JPEG or PNG file at `path` with the default `ImageDecoder` (100-megapixel limit).
+    public init(contentsOfFile path: String) throws {
+        self = try ImageDecoder().decode(path: path)
+    }
+}
