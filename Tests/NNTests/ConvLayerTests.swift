@@ -255,7 +255,7 @@ final class ConvLayerTests: XCTestCase {
     }
 }
 
-/// ReLU and Flatten against the same PyTorch fixtures.
+/// ReLU, Flatten and Linear (Sources/NN/Layers/Linear.swift) against the same PyTorch fixtures.
 final class ConvLayerActivationAndLinearTests: XCTestCase {
     typealias S = LayerTestSupport
 
@@ -281,5 +281,26 @@ final class ConvLayerActivationAndLinearTests: XCTestCase {
         let flatten = Flatten()
         XCTAssertEqual(flatten.forward(x), try f.tensor("flatten.y"))
         XCTAssertEqual(flatten.backward(try f.tensor("flatten.dy"), inputShape: x.shape), try f.tensor("flatten.dx"))
+    }
+
+    func testLinearMatchesPyTorch() throws {
+        let f = try S.fixture("linear.safetensors")
+        let names = S.cases(f, having: "weight")
+        XCTAssertEqual(names.count, 3)
+        for name in names {
+            let w = try f.tensor("\(name).weight")
+            var layout = ParameterLayout()
+            let hasBias = f.names.contains("\(name).bias")
+            let linear = Linear(name, inFeatures: w.shape[1], outFeatures: w.shape[0], bias: hasBias, layout: &layout)
+            let p = Parameters(layout)
+            p.set(linear.weight, w)
+            if let b = linear.bias { p.set(b, try f.tensor("\(name).bias")) }
+            let x = try f.tensor("\(name).x")
+            S.assertForward(linear.forward(x, p), try f.tensor("\(name).y"), name)
+            let dx = linear.backward(try f.tensor("\(name).dy"), input: x, p)
+            S.assertGradient(dx, try f.tensor("\(name).dx"), name + " dx")
+            S.assertGradient(p.gradTensor(linear.weight), try f.tensor("\(name).dweight"), name + " dweight")
+            if let b = linear.bias { S.assertGradient(p.gradTensor(b), try f.tensor("\(name).dbias"), name + " dbias") }
+        }
     }
 }
