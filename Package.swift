@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "caption",
             dependencies: [
-                "TensorCore", "Imaging",
+                "TensorCore", "Imaging", "Captioning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise

@@ -2,4 +2,6 @@ import ArgumentParser
 
 /// Every subcommand, in the order `caption --help` lists them. Add a command here only once it works.
 let allSubcommands: [ParsableCommand.Type] = [
+    SynthCommand.self,
+    MetricsCommand.self,
 ]
