@@ -32,20 +32,22 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
         .target(name: "Imaging", dependencies: ["CImageIO", "TensorCore"], swiftSettings: optimise),
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: optimise),
+        .target(name: "Vision", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
         .target(name: "Captioning", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
         .executableTarget(
             name: "caption",
             dependencies: [
-                "TensorCore", "Imaging", "Captioning",
+                "TensorCore", "Imaging", "Captioning", "Vision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise
         ),
-        .executableTarget(name: "caption-bench", dependencies: ["TensorCore", "Imaging"], path: "Sources/Bench", swiftSettings: optimise),
+        .executableTarget(name: "caption-bench", dependencies: ["TensorCore", "Imaging", "NN", "Vision"], path: "Sources/Bench", swiftSettings: optimise),
         .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "TestSupport"]),
+        .testTarget(name: "VisionTests", dependencies: ["Vision", "NN", "Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "CaptioningTests", dependencies: ["Captioning", "NN", "TensorCore", "Imaging", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,135 @@
+import NN
+import TensorCore
+
+/// How BatchNorm behaves in a training-mode forward pass.
+public enum BatchNormMode: Sendable {
+    /// PyTorch `train()`: normalise with the batch's statistics and update the running ones.
+    case batchStatistics
+    /// PyTorch `eval()` BatchNorm inside a trained network ("frozen BN"): normalise with the running
+    /// statistics, which stay untouched; γ and β still get gradients. Good for small fine-tuning batches.
+    case runningStatistics
+}
+
+/// Conv2d → optional BatchNorm2d → optional ReLU: the unit every encoder here is built from.
+///
+/// Two ways to run it:
+/// * inference: one convolution with the BatchNorm folded into its weights and bias (computed once by
+///   `fold(into:)`, stored in the encoder's `FoldedWeights`) and ReLU fused into the GEMM epilogue;
+/// * training: conv, BatchNorm with batch (or running) statistics, ReLU as separate steps, returning a
+///   `Cache` so that `backward` can accumulate every parameter gradient.
+struct ConvUnit {
+    let conv: Conv2d
+    let bn: BatchNorm2d?
+    let relu: Bool
+    /// This unit's folded weight (`OC×C×K×K`) and bias (`OC`) in `FoldedWeights.values`.
+    let foldedWeight: Int
+    let foldedBias: Int
+
+    /// Registers `conv` (PyTorch name `convName`, e.g. `layer1.0.conv1`) and, when `bnName` is given,
+    /// a BatchNorm2d after it. `convBias` defaults to "only without BatchNorm" (torchvision ResNet);
+    /// torchvision's VGG-BN keeps the bias in front of its BatchNorm.
+    init(conv convName: String, bn bnName: String?, in inChannels: Int, out outChannels: Int,
+         kernel: Int, stride: Int = 1, padding: Int = 0, convBias: Bool? = nil, relu: Bool,
+         layout: inout ParameterLayout, folded: inout FoldedLayout) {
+        conv = Conv2d(convName, inChannels: inChannels, outChannels: outChannels, kernelSize: kernel,
+                      stride: stride, padding: padding, bias: convBias ?? (bnName == nil), layout: &layout)
+        bn = bnName.map { BatchNorm2d($0, channels: outChannels, layout: &layout) }
+        self.relu = relu
+        foldedWeight = folded.reserve(conv.weight.count)
+        foldedBias = folded.reserve(outChannels)
+    }
+
+    var outChannels: Int { conv.outChannels }
+
+    // MARK: Initialisation
+
+    /// torchvision's ResNet/VGG-BN initialisation: Kaiming-normal (fan_out, ReLU) weights, γ = 1, β = 0.
+    func initialize(_ p: Parameters, rng: inout RNG, zeroGamma: Bool = false) {
+        conv.initializeKaimingNormal(p, rng: &rng)
+        bn?.initialize(p, rng: &rng, zeroGamma: zeroGamma)
+    }
+
+    // MARK: Inference
+
+    /// Writes `W' = W·γ/√(var+ε)`, `b' = β + (b − mean)·γ/√(var+ε)` (or plain `W`, `b` without BatchNorm).
+    func fold(_ p: Parameters, into f: FoldedWeights) {
+        let w = f.values + foldedWeight, b = f.values + foldedBias
+        if let bn {
+            let (fw, fb) = bn.fold(conv, p)
+            fw.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: $0.count) }
+            fb.withUnsafeBufferPointer { b.update(from: $0.baseAddress!, count: $0.count) }
+        } else {
+            w.update(from: p.value(conv.weight), count: conv.weight.count)
+            if let bias = conv.bias { b.update(from: p.value(bias), count: outChannels) }
+            else { b.update(repeating: 0, count: outChannels) }
+        }
+    }
+
+    /// `x: N×C×H×W → N×OC×OH×OW` with folded weights; ReLU fused unless `applyReLU` is false
+    /// (a residual block's last unit applies it after the addition).
+    func inference(_ x: Tensor, _ f: FoldedWeights, applyReLU: Bool? = nil, workspace: ConvWorkspace) -> Tensor {
+        conv.forward(x, weight: f.values + foldedWeight, bias: f.values + foldedBias,
+                     relu: applyReLU ?? relu, workspace: workspace)
+    }
+
+    // MARK: Training
+
+    /// What `backward` needs: the unit's input, the convolution's output when BatchNorm follows it,
+    /// BatchNorm's statistics, and the unit's output (ReLU's mask).
+    struct Cache {
+        let input: Tensor
+        let convOutput: Tensor?
+        let bnCache: BatchNorm2d.Cache?
+        let output: Tensor
+    }
+
+    /// Training-mode forward. Without BatchNorm the bias and ReLU are fused into the convolution.
+    func forward(_ x: Tensor, _ p: Parameters, batchNorm mode: BatchNormMode, workspace: ConvWorkspace) -> (y: Tensor, cache: Cache) {
+        guard let bn else {
+            let y = conv.forward(x, p, relu: relu, workspace: workspace)
+            return (y, Cache(input: x, convOutput: nil, bnCache: nil, output: y))
+        }
+        let z = conv.forward(x, p, workspace: workspace)
+        var (y, bnCache) = bn.forward(z, p, training: mode == .batchStatistics)
+        if relu { ReLU().forward(inPlace: &y) }
+        return (y, Cache(input: x, convOutput: z, bnCache: bnCache, output: y))
+    }
+
+    /// Accumulates the unit's parameter gradients from `dy` (the gradient of its output) and returns the
+    /// gradient of its input, or nil when `inputGradient` is false (first layer of a network).
+    func backward(_ dy: Tensor, cache: Cache, _ p: Parameters, inputGradient: Bool = true,
+                  workspace: ConvWorkspace) -> Tensor? {
+        var d = dy
+        if relu { ReLU().backward(inPlace: &d, output: cache.output) }
+        if let bn, let z = cache.convOutput, let bc = cache.bnCache {
+            d = bn.backward(d, input: z, cache: bc, p)
+        }
+        if inputGradient { return conv.backward(d, input: cache.input, p, workspace: workspace) }
+        conv.accumulateParameterGradients(d, input: cache.input, p, workspace: workspace)
+        return nil
+    }
+}
+
+/// Assigns ranges of the folded-weights buffer while a network is built (like `ParameterLayout`).
+struct FoldedLayout {
+    private(set) var count = 0
+    mutating func reserve(_ n: Int) -> Int {
+        defer { count += n }
+        return count
+    }
+}
+
+/// The inference copy of a network's convolution weights with BatchNorm folded in: one flat buffer,
+/// allocated once, rewritten whenever the parameters change (`Encoder.refreshInferenceWeights`).
+final class FoldedWeights {
+    let values: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        values = .allocate(capacity: max(1, count))
+        values.initialize(repeating: 0, count: max(1, count))
+    }
+
+    deinit { values.deallocate() }
+}
