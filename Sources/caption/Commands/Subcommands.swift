@@ -4,4 +4,5 @@ import ArgumentParser
 let allSubcommands: [ParsableCommand.Type] = [
     SynthCommand.self,
     MetricsCommand.self,
+    FeaturesCommand.self,
 ]
