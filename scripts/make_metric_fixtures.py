@@ -16,13 +16,17 @@ Files written:
   edge_cases.json    small pre-tokenised sets that hit the scorers' corner cases (empty hypothesis,
                      one-word sentences, one image, no overlap), scored without the tokenizer.
   ptb_cases.json     plain captions and what PTBTokenizer + pycocoevalcap's punctuation filter give.
+  ptb_batch.json     captions tokenised as one batch, where the lexer looks across line ends.
   nltk_bleu.json     token-list corpora and nltk corpus_bleu (default weights, no smoothing).
   captions_val.json, results.json, expected_cli.json
                      a COCO annotation file and results file for `caption metrics`, and its output.
 """
+import contextlib
+import io
 import json
 import os
 import random
+import tempfile
 import warnings
 
 from nltk.translate.bleu_score import corpus_bleu
@@ -30,6 +34,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+from pycocotools.coco import COCO
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "metrics")
 
@@ -73,6 +78,9 @@ def decorate(rng, words):
     elif r < 0.32 and len(words) > 2:
         words[1] = words[1] + "'s"
     text = " ".join(words)
+    if rng.random() < 0.08:
+        # Ends in a one-letter abbreviation: PTB splits its period only before a sentence-like next line.
+        text += " with the letter " + rng.choice("abcxyzABM")
     if rng.random() < 0.5:
         text = text[0].upper() + text[1:]
     end = rng.random()
@@ -273,8 +281,24 @@ def make_nltk_cases(rng):
     return cases
 
 
+PTB_BATCH = [
+    "A sign with the letter b.", "The dog runs.", "a plate labelled a.", "two cats",
+    "Letter Z.", "THE END", "x B. However it rains", "the letter c.", "  There's a dog",
+    "the letter d.", "Many birds", "the letter e.", "An apple", "a word x.", "",
+    "Another one", "final letter q.",
+]
+
+
+def make_ptb_batch():
+    """Captions tokenised together (one per line), where the lexer's look-ahead crosses lines."""
+    tokenised = tokenize({0: PTB_BATCH})
+    return {"captions": PTB_BATCH, "tokens": tokenised[0]}
+
+
 def make_cli_case(parity):
-    """A COCO annotation file and a results file (a subset of its images) for `caption metrics`."""
+    """A COCO annotation file and a results file (a subset of its images) for `caption metrics`,
+    scored as the coco-caption example does: COCO(annotations), loadRes(results), the results'
+    image ids in the annotation file's order, then COCOEvalCap's tokenizer and scorers."""
     images = parity["images"][:20]
     annotations = {
         "info": {"description": "metrics fixture"},
@@ -287,9 +311,21 @@ def make_cli_case(parity):
         for r in im["refs_raw"]:
             annotations["annotations"].append({"id": ann_id, "image_id": im["image_id"], "caption": r})
             ann_id += 1
+    # The annotation file lists images in a shuffled order, so the batch order is not ascending ids.
+    order = list(annotations["images"])
+    random.Random(7).shuffle(order)
+    annotations["images"] = order
     results = [{"image_id": im["image_id"], "caption": im["hyp_raw"]} for im in reversed(images)]
-    gts = tokenize({im["image_id"]: im["refs_raw"] for im in images})
-    res = tokenize({im["image_id"]: [im["hyp_raw"]] for im in images})
+    with tempfile.TemporaryDirectory() as tmp:
+        ann_path, res_path = os.path.join(tmp, "ann.json"), os.path.join(tmp, "res.json")
+        json.dump(annotations, open(ann_path, "w"))
+        json.dump(results, open(res_path, "w"))
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = COCO(ann_path)
+            coco_res = coco.loadRes(res_path)
+    image_ids = coco_res.getImgIds()
+    gts = PTBTokenizer().tokenize({i: coco.imgToAnns[i] for i in image_ids})
+    res = PTBTokenizer().tokenize({i: coco_res.imgToAnns[i] for i in image_ids})
     overall, _ = coco_score(gts, res)
     overall["images"] = len(images)
     return annotations, results, overall
@@ -310,6 +346,7 @@ def main():
     write("coco_parity.json", parity)
     write("edge_cases.json", make_edge_cases())
     write("ptb_cases.json", make_ptb_cases())
+    write("ptb_batch.json", make_ptb_batch())
     write("nltk_bleu.json", make_nltk_cases(rng))
     annotations, results, expected = make_cli_case(parity)
     write("captions_val.json", annotations)

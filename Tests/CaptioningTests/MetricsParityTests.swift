@@ -70,16 +70,27 @@ final class MetricsParityTests: XCTestCase {
     }
 
     func testTokenizerMatchesJavaPTBTokenizerOnFixtureCaptions() throws {
+        // As COCOEvalCap runs them: all references in one batch, all hypotheses in another.
         let set = try Self.fixture("coco_parity.json", as: ParitySet.self)
-        for image in set.images {
-            for (raw, expected) in zip(image.refs_raw! + [image.hyp_raw!], image.refs + [image.hyp]) {
-                XCTAssertEqual(PTBTokenizer.normalize(raw), expected, "\(raw)")
-            }
+        let references = set.images.flatMap { $0.refs_raw! }, hypotheses = set.images.map { $0.hyp_raw! }
+        for (raw, (ours, expected)) in zip(references, zip(PTBTokenizer.normalize(batch: references), set.images.flatMap(\.refs))) {
+            XCTAssertEqual(ours, expected, raw)
+        }
+        for (raw, (ours, expected)) in zip(hypotheses, zip(PTBTokenizer.normalize(batch: hypotheses), set.images.map(\.hyp))) {
+            XCTAssertEqual(ours, expected, raw)
         }
         struct Case: Decodable { let input: String; let tokens: String }
         for c in try Self.fixture("ptb_cases.json", as: [Case].self) {
             XCTAssertEqual(PTBTokenizer.normalize(c.input), c.tokens, "\(c.input)")
         }
+    }
+
+    func testBatchTokenisationLooksAcrossCaptionsLikeTheJavaLexer() throws {
+        struct Batch: Decodable { let captions: [String]; let tokens: [String] }
+        let batch = try Self.fixture("ptb_batch.json", as: Batch.self)
+        XCTAssertEqual(PTBTokenizer.normalize(batch: batch.captions), batch.tokens)
+        // Alone, a caption is the last line of its batch: nothing follows the final "b.".
+        XCTAssertEqual(PTBTokenizer.normalize("A sign with the letter b."), "a sign with the letter b.")
     }
 
     func testEdgeCasesMatchPycocoevalcap() throws {

@@ -53,6 +53,6 @@ extension CaptionMetrics {
             let name = (annotationFile as NSString).lastPathComponent
             throw DataError(file: resultsFile, "[\(results.entryIndex[unknown]!)]: image_id \(unknown) is not in \(name)")
         }
-        return try evaluate(references: references, hypotheses: results.captions)
+        return try evaluate(references: references, hypotheses: results.captions, order: annotations.images.map(\.id))
     }
 }

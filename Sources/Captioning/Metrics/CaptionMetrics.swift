@@ -7,21 +7,34 @@ public enum CaptionMetrics {
     ///
     /// The evaluated images are those in `hypotheses` (as pycocoevalcap's example evaluates the
     /// results' images); CIDEr-D's document frequencies come from their references only.
-    /// - Parameter tokenize: apply pycocoevalcap's PTB tokenisation first (false when the captions
-    ///   are already tokenised strings).
+    /// - Parameters:
+    ///   - order: the image order pycocoevalcap would see (the annotation file's); images not in it
+    ///     follow in ascending id order. Only the PTB tokenizer's look-ahead across captions can
+    ///     depend on it (see `PTBTokenizer.tokenize(batch:)`), so ascending ids is almost always exact.
+    ///   - tokenize: apply pycocoevalcap's PTB tokenisation first (false when the captions are
+    ///     already tokenised strings).
     /// - Throws: `MetricsError` for an empty evaluation, a hypothesis without references, or an
     ///   image whose reference list is empty.
     public static func evaluate(references: [ImageID: [String]], hypotheses: [ImageID: String],
-                                tokenize: Bool = true) throws -> MetricScores {
+                                order: [ImageID] = [], tokenize: Bool = true) throws -> MetricScores {
         guard !hypotheses.isEmpty else { throw MetricsError.noHypotheses }
-        let ids = hypotheses.keys.sorted()
+        var seen = Set<ImageID>()
+        let ordered = order.filter { hypotheses[$0] != nil && seen.insert($0).inserted }
+        let ids = ordered + hypotheses.keys.filter { !seen.contains($0) }.sorted()
         var refs: [[String]] = []
         var hyps: [String] = []
         for id in ids {
             guard let imageReferences = references[id] else { throw MetricsError.unknownImage(id) }
             guard !imageReferences.isEmpty else { throw MetricsError.noReferences(id) }
-            refs.append(tokenize ? imageReferences.map(PTBTokenizer.normalize) : imageReferences)
-            hyps.append(tokenize ? PTBTokenizer.normalize(hypotheses[id]!) : hypotheses[id]!)
+            refs.append(imageReferences)
+            hyps.append(hypotheses[id]!)
+        }
+        if tokenize {
+            // Two batches, references then hypotheses, each one caption per line, as COCOEvalCap runs them.
+            let counts = refs.map(\.count)
+            var flat = PTBTokenizer.normalize(batch: refs.flatMap { $0 })[...]
+            refs = counts.map { n in defer { flat = flat.dropFirst(n) }; return Array(flat.prefix(n)) }
+            hyps = PTBTokenizer.normalize(batch: hyps)
         }
 
         let bleu = BLEU.score(references: refs, hypotheses: hyps)

@@ -20,19 +20,67 @@ public enum PTBTokenizer {
         tokenize(caption).joined(separator: " ")
     }
 
-    /// The caption's tokens after PTB tokenisation and pycocoevalcap's punctuation filter.
-    public static func tokenize(_ caption: String) -> [String] {
-        rawTokens(caption).filter { !removedPunctuation.contains($0) }
+    /// Each caption as pycocoevalcap scores it when it tokenises them together, one per line.
+    public static func normalize(batch captions: [String]) -> [String] {
+        tokenize(batch: captions).map { $0.joined(separator: " ") }
     }
 
-    /// PTB tokens before the punctuation filter (lower-cased, brackets as `-lrb-` etc.).
-    public static func rawTokens(_ caption: String) -> [String] {
-        var tokens: [String] = []
-        let chunks = caption.lowercased().split(whereSeparator: { $0.isWhitespace || $0.isNewline })
-        for (index, chunk) in chunks.enumerated() {
-            tokenizeChunk(Array(chunk), isLast: index == chunks.count - 1, into: &tokens)
+    /// The caption's tokens after PTB tokenisation and pycocoevalcap's punctuation filter, as if it
+    /// were tokenised alone.
+    public static func tokenize(_ caption: String) -> [String] {
+        tokenize(batch: [caption])[0]
+    }
+
+    /// Tokens of captions tokenised in one batch, as pycocoevalcap does (all references of an
+    /// evaluation in one run, all hypotheses in another, one caption per line).
+    ///
+    /// The batch matters in one case: the Java lexer looks past the end of a line, and splits the
+    /// period off a one-letter abbreviation ("the letter b.") when the next word, even on the next
+    /// caption's line, usually starts a sentence ("The", "A", "There", ...).
+    public static func tokenize(batch captions: [String]) -> [[String]] {
+        let chunks = captions.map { caption in
+            caption.split(whereSeparator: { $0.isWhitespace || $0.isNewline }).map(String.init)
         }
-        return tokens
+        var lookahead: String? = nil  // first chunk of the next non-empty caption
+        var result = [[String]](repeating: [], count: captions.count)
+        for i in captions.indices.reversed() {
+            var tokens: [String] = []
+            for (k, chunk) in chunks[i].enumerated() {
+                let next = k + 1 < chunks[i].count ? chunks[i][k + 1] : lookahead
+                tokenizeChunk(Array(chunk.lowercased()), beforeSentenceStart: next.map(startsSentence) ?? false,
+                              into: &tokens)
+            }
+            if i == captions.count - 1, let last = captions[i].last, !last.isWhitespace {
+                splitFinalClitic(&tokens)
+            }
+            result[i] = tokens.filter { !removedPunctuation.contains($0) }
+            if let first = chunks[i].first { lookahead = first }
+        }
+        return result
+    }
+
+    /// At the very end of its input (pycocoevalcap writes no final newline) the lexer cannot see the
+    /// non-letter it wants after `'re`, `'ve` and `'ll`, and emits a quote and a bare word instead.
+    private static func splitFinalClitic(_ tokens: inout [String]) {
+        guard let last = tokens.last, ["'re", "'ve", "'ll"].contains(last) else { return }
+        tokens[tokens.count - 1] = "`"
+        tokens.append(String(last.dropFirst()))
+    }
+
+    /// Words after which PTBLexer 3.4.1 takes a one-letter abbreviation's period as a full stop:
+    /// found by running the real lexer on "x a." followed by each of ~31,000 capitalised words.
+    static let sentenceInitialWords: Set<String> = [
+        "A", "About", "According", "Additionally", "After", "An", "As", "At", "But", "Earlier", "He",
+        "Her", "Here", "However", "If", "In", "It", "Last", "Many", "More", "Now", "Once", "One", "Other",
+        "Our", "She", "Since", "So", "Some", "Such", "That", "The", "Their", "Then", "There", "These",
+        "They", "This", "We", "What", "When", "While", "Yet", "You", "Mr.", "Ms.",
+    ]
+
+    /// The lexer matches these words capitalised or in capitals, followed by white space.
+    static func startsSentence(_ chunk: String) -> Bool {
+        if sentenceInitialWords.contains(chunk) { return true }
+        guard chunk == chunk.uppercased(), let first = chunk.first else { return false }
+        return sentenceInitialWords.contains(String(first) + chunk.dropFirst().lowercased())
     }
 
     // MARK: - One whitespace-delimited chunk
@@ -49,7 +97,9 @@ public enum PTBTokenizer {
         "wanna": ["wan", "na"], "lemme": ["lem", "me"], "gimme": ["gim", "me"],
     ]
 
-    private static func tokenizeChunk(_ chars: [Character], isLast: Bool, into tokens: inout [String]) {
+    /// Tokens of one whitespace-delimited chunk (lower-cased), before the punctuation filter; the
+    /// periods that filter removes anyway are not always placed as the Java lexer would.
+    private static func tokenizeChunk(_ chars: [Character], beforeSentenceStart: Bool, into tokens: inout [String]) {
         var start = 0
         var end = chars.count
 
@@ -88,11 +138,11 @@ public enum PTBTokenizer {
             } else if c == "." {
                 var run = end
                 while run > start && chars[run - 1] == "." { run -= 1 }
-                if run > start && isAbbreviation(chars[start...run]) {
-                    // PTB keeps the abbreviation's own period ("mr..." → "mr." + "..") and, at the end of a
-                    // line, adds a full stop; the extra dots are punctuation the filter drops.
+                let initialBeforeSentence = run - start == 1 && end - run == 1 && beforeSentenceStart && trailing.isEmpty
+                if run > start && !initialBeforeSentence && isAbbreviation(chars[start...run]) {
+                    // PTB keeps the abbreviation's own period ("mr..." → "mr." + ".."); the extra dots
+                    // are punctuation the filter drops.
                     if end - run > 1 { trailing.append(end - run == 2 ? "." : "...") }
-                    else if isLast && trailing.isEmpty { trailing.append(".") }
                     end = run + 1
                     break
                 }
