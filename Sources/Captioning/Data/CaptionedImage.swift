@@ -45,6 +45,10 @@ public struct SceneObject: Equatable, Sendable {
     public init(shape: String, color: String, size: String, bbox: BoundingBox) {
         self.shape = shape; self.color = color; self.size = size; self.bbox = bbox
     }
+
+    /// True when `word` is this object's colour or shape word: the words whose attention peak
+    /// pointing accuracy checks against `bbox`.
+    public func isNamed(by word: String) -> Bool { word == color || word == shape }
 }
 
 /// One image of a split: where its file is, its reference captions, and (synthetic sets) its objects.
