@@ -7,6 +7,7 @@ import PackageDescription
 //   Imaging              — decoded RGB8 images, format sniffing, Pillow-exact resize, normalisation, PNG out
 //   NN                   — layers as forward/backward pairs, losses, optimisers
 //   Vision               — CNN encoders (ResNet, VGG, compact) and their weight loading
+//   Video                — frame sequences, moving-objects generator, LSTM video autoencoder and its trainer
 //   caption              — the command-line tool (argument parsing only)
 let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
@@ -32,17 +33,19 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
         .target(name: "Imaging", dependencies: ["CImageIO", "TensorCore"], swiftSettings: optimise),
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: optimise),
+        .target(name: "Video", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
         .target(name: "Vision", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
         .target(name: "Captioning", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
         .executableTarget(
             name: "caption",
             dependencies: [
-                "TensorCore", "Imaging", "Captioning", "Vision",
+                "TensorCore", "Imaging", "Captioning", "Vision", "Video",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimise
         ),
-        .executableTarget(name: "caption-bench", dependencies: ["TensorCore", "Imaging", "NN", "Vision"], path: "Sources/Bench", swiftSettings: optimise),
+        .executableTarget(name: "caption-bench", dependencies: ["TensorCore", "Imaging", "NN", "Vision", "Video"], path: "Sources/Bench", swiftSettings: optimise),
+        .testTarget(name: "VideoTests", dependencies: ["Video", "NN", "TensorCore", "Imaging", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorCore", "TestSupport"]),
