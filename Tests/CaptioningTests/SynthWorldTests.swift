@@ -149,8 +149,8 @@ final class SynthWorldTests: XCTestCase {
         XCTAssertEqual(ShapeRelation.region(of: BoundingBox(x: 40, y: 40, width: 10, height: 10), canvas: 96), "in the center")
         XCTAssertEqual(ShapeRelation.region(of: BoundingBox(x: 40, y: 80, width: 10, height: 10), canvas: 96), "at the bottom")
         XCTAssertEqual(ShapeRelation.region(of: BoundingBox(x: 80, y: 40, width: 10, height: 10), canvas: 96), "on the right")
-        XCTAssertEqual(article("orange star"), "an orange star")
-        XCTAssertEqual(joinList(["a", "b", "c"]), "a, b and c")
+        XCTAssertEqual(English.article("orange star"), "an orange star")
+        XCTAssertEqual(English.list(["a", "b", "c"]), "a, b and c")
     }
 
     func testOptionsAreValidated() {

@@ -107,6 +107,6 @@ struct JSONInput {
     }
 }
 
-extension StringProtocol {
+private extension StringProtocol {
     var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
 }

@@ -72,7 +72,7 @@ public struct KarpathySplitFile: Sendable {
     }
 }
 
-extension String {
+private extension String {
     var trimmingWhitespace: String {
         var s = Substring(self)
         while let c = s.first, c.isWhitespace { s.removeFirst() }

@@ -53,7 +53,8 @@ public struct ShuffledBatches: Equatable, Codable, Sendable {
     }
 }
 
-/// SplitMix64's output function: a bijective 64-bit mixer.
+/// SplitMix64's output function: a bijective 64-bit mixer, for deriving independent seeds from a
+/// seed and an index (also used by the trainer).
 func mix64(_ value: UInt64) -> UInt64 {
     var z = value
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -23,7 +23,7 @@ struct SceneCaptioner {
     func captions(count: Int, rng: inout RNG) -> [String] {
         var families = [listing(&rng), counting(&rng), relations(&rng), positions(&rng), descriptions(&rng)]
             .filter { !$0.isEmpty }
-        shuffle(&families, &rng)
+        Self.shuffle(&families, &rng)
         var chosen: [String] = []
         var seen = Set<String>()
         while chosen.count < count && families.contains(where: { !$0.isEmpty }) {
@@ -50,17 +50,17 @@ struct SceneCaptioner {
         func phrase(_ group: (key: ShapeCombination, members: [Int]), withSize: Bool) -> String {
             let sizes = Set(group.members.map { objects[$0].size })
             let size = withSize && sizes.count == 1 ? sizes.first!.rawValue + " " : ""
-            if group.members.count == 1 { return article(size + group.key.description) }
-            return "\(numberWord(group.members.count)) \(size)\(group.key.color.rawValue) \(group.key.shape.plural)"
+            if group.members.count == 1 { return English.article(size + group.key.description) }
+            return "\(English.number(group.members.count)) \(size)\(group.key.color.rawValue) \(group.key.shape.plural)"
         }
         var result: [String] = []
         for withSize in [false, true] {
-            let list = joinList(groups.map { phrase($0, withSize: withSize) })
+            let list = English.list(groups.map { phrase($0, withSize: withSize) })
             result.append(list)
             let verb = groups[0].members.count == 1 ? "is" : "are"
             result.append("there \(verb) \(list)")
         }
-        return unique(result)
+        return English.unique(result)
     }
 
     private func counting(_ rng: inout RNG) -> [String] {
@@ -71,10 +71,10 @@ struct SceneCaptioner {
             result += ["one \(o.color.rawValue) \(o.shape.rawValue)", "a single \(o.color.rawValue) \(o.shape.rawValue)",
                        "a single \(description(0, .full))"]
         } else {
-            result += ["\(numberWord(n)) shapes", "there are \(numberWord(n)) shapes"]
+            result += ["\(English.number(n)) shapes", "there are \(English.number(n)) shapes"]
             let i = rng.int(below: n)
             let others = n - 1
-            result.append("\(article(description(i, randomLevel(&rng)))) and \(numberWord(others)) other \(others == 1 ? "shape" : "shapes")")
+            result.append("\(English.article(description(i, randomLevel(&rng)))) and \(English.number(others)) other \(others == 1 ? "shape" : "shapes")")
         }
         // Exact counts of colour–shape pairs, shapes and colours that occur more than once.
         var byPair: [ShapeCombination: Int] = [:], byShape: [ShapeKind: Int] = [:], byColor: [ShapeColor: Int] = [:]
@@ -84,16 +84,16 @@ struct SceneCaptioner {
             byColor[o.color, default: 0] += 1
         }
         for (pair, k) in byPair.sorted(by: { $0.key.description < $1.key.description }) where k > 1 {
-            result += ["\(numberWord(k)) \(pair.color.rawValue) \(pair.shape.plural)",
-                       "there are \(numberWord(k)) \(pair.color.rawValue) \(pair.shape.plural)"]
+            result += ["\(English.number(k)) \(pair.color.rawValue) \(pair.shape.plural)",
+                       "there are \(English.number(k)) \(pair.color.rawValue) \(pair.shape.plural)"]
         }
         for (shape, k) in byShape.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where k > 1 {
-            result.append("\(numberWord(k)) \(shape.plural)")
+            result.append("\(English.number(k)) \(shape.plural)")
         }
         for (color, k) in byColor.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where k > 1 {
-            result.append("\(numberWord(k)) \(color.rawValue) shapes")
+            result.append("\(English.number(k)) \(color.rawValue) shapes")
         }
-        return unique(result)
+        return English.unique(result)
     }
 
     private func relations(_ rng: inout RNG) -> [String] {
@@ -102,34 +102,34 @@ struct SceneCaptioner {
             for j in objects.indices where i != j {
                 guard let relation = ShapeRelation.between(boxes[i], boxes[j]) else { continue }
                 let x = description(i, randomLevel(&rng)), y = description(j, randomLevel(&rng))
-                result.append("\(article(x)) \(relation.phrase) \(article(y))")
-                result.append("there is \(article(x)) \(relation.phrase) \(article(y))")
+                result.append("\(English.article(x)) \(relation.phrase) \(English.article(y))")
+                result.append("there is \(English.article(x)) \(relation.phrase) \(English.article(y))")
                 let xi = description(i, .colorShape), yj = description(j, .colorShape)
                 if isUnique(i, .colorShape) && isUnique(j, .colorShape) {
                     result.append("the \(xi) is \(relation.phrase) the \(yj)")
                 }
             }
         }
-        return unique(result)
+        return English.unique(result)
     }
 
     private func positions(_ rng: inout RNG) -> [String] {
         var result: [String] = []
         for i in objects.indices {
             let place = ShapeRelation.region(of: boxes[i], canvas: scene.canvas)
-            result.append("\(article(description(i, randomLevel(&rng)))) \(place)")
+            result.append("\(English.article(description(i, randomLevel(&rng)))) \(place)")
             if isUnique(i, .colorShape) { result.append("the \(description(i, .colorShape)) is \(place)") }
         }
-        return unique(result)
+        return English.unique(result)
     }
 
     private func descriptions(_ rng: inout RNG) -> [String] {
         guard objects.count == 1 else { return [] }
         let o = objects[0]
         return [
-            article(description(0, .full)), article(description(0, .colorShape)),
-            "there is \(article(description(0, .full)))", "a \(o.shape.rawValue) that is \(o.color.rawValue)",
-            "\(article(description(0, .sizeShape))) that is \(o.color.rawValue)",
+            English.article(description(0, .full)), English.article(description(0, .colorShape)),
+            "there is \(English.article(description(0, .full)))", "a \(o.shape.rawValue) that is \(o.color.rawValue)",
+            "\(English.article(description(0, .sizeShape))) that is \(o.color.rawValue)",
         ]
     }
 
@@ -202,31 +202,38 @@ enum ShapeRelation: String {
 
 // MARK: - Small English helpers
 
-func article(_ phrase: String) -> String {
-    guard let first = phrase.first else { return phrase }
-    return ("aeiou".contains(first) ? "an " : "a ") + phrase
+/// Articles, number words and lists for the caption templates.
+enum English {
+    /// "a red circle", "an orange star".
+    static func article(_ phrase: String) -> String {
+        guard let first = phrase.first else { return phrase }
+        return ("aeiou".contains(first) ? "an " : "a ") + phrase
+    }
+
+    static func number(_ n: Int) -> String {
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][min(n, 9)]
+    }
+
+    /// "a", "a and b", "a, b and c".
+    static func list(_ items: [String]) -> String {
+        guard items.count > 1 else { return items.first ?? "" }
+        return items.dropLast().joined(separator: ", ") + " and " + items.last!
+    }
+
+    /// The items without repeats, first occurrences in order.
+    static func unique(_ items: [String]) -> [String] {
+        var seen = Set<String>()
+        return items.filter { seen.insert($0).inserted }
+    }
 }
 
-func numberWord(_ n: Int) -> String {
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][min(n, 9)]
-}
-
-/// "a", "a and b", "a, b and c".
-func joinList(_ items: [String]) -> String {
-    guard items.count > 1 else { return items.first ?? "" }
-    return items.dropLast().joined(separator: ", ") + " and " + items.last!
-}
-
-func unique(_ items: [String]) -> [String] {
-    var seen = Set<String>()
-    return items.filter { seen.insert($0).inserted }
-}
-
-/// Fisher–Yates with the project RNG (stable across Swift versions, unlike `shuffle(using:)`).
-func shuffle<T>(_ items: inout [T], _ rng: inout RNG) {
-    var i = items.count - 1
-    while i > 0 {
-        items.swapAt(i, rng.int(below: i + 1))
-        i -= 1
+extension SceneCaptioner {
+    /// Fisher–Yates with the project RNG (stable across Swift versions, unlike `shuffle(using:)`).
+    static func shuffle<T>(_ items: inout [T], _ rng: inout RNG) {
+        var i = items.count - 1
+        while i > 0 {
+            items.swapAt(i, rng.int(below: i + 1))
+            i -= 1
+        }
     }
 }
