@@ -2,7 +2,7 @@
 # Side-by-side benchmarks: ours (caption-bench, release build) against the Python references
 # (numpy / Pillow / PyTorch, 2 threads) in one run, on this machine, printed as ratios.
 #
-#   scripts/bench.sh [SECTION...]      sections: sgemm decode (default: all)
+#   scripts/bench.sh [SECTION...]      sections: sgemm decode encoder (default: all)
 #
 # Needs a Python venv with the references: $VENV (default /tmp/venv), created if missing with
 #   python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch torchvision pillow numpy safetensors
@@ -20,7 +20,7 @@ if [ ! -x "$PY" ]; then
 fi
 swift build -c release --product caption-bench >&2
 BENCH=.build/release/caption-bench
-sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode)
+sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode encoder)
 results=$(mktemp); trap 'rm -f "$results"' EXIT
 
 run() {  # run SIDE CMD...: tag each JSON line with the side that produced it
@@ -38,6 +38,16 @@ for s in "${sections[@]}"; do
         run ours "$BENCH" decode "$DATA/photos" 256
         run ours "$BENCH" decode "$DATA/photos" 256 --threads 1
         run reference "$PY" scripts/bench_reference.py decode "$DATA/photos" --size 256 ;;
+    encoder)
+        # CNN bodies, inference (folded BN / eval + inference_mode), random weights, same shapes both sides.
+        for spec in "resnet101 256 1" "resnet101 256 8" "resnet50 224 8" "resnet18 224 8" "compact 96 32"; do
+            run ours "$BENCH" encoder $spec
+            run reference "$PY" scripts/bench_reference.py encoder $spec
+        done
+        run ours "$BENCH" encoder-train compact 96 32
+        run reference "$PY" scripts/bench_reference.py encoder-train compact 96 32
+        run ours "$BENCH" encoder-memory resnet101 256 8
+        run reference "$PY" scripts/bench_reference.py encoder-memory resnet101 256 8 ;;
     *) echo "unknown section $s" >&2; exit 2 ;;
     esac
 done
@@ -47,7 +57,8 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def key(r):
     return tuple((k, r[k]) for k in sorted(r) if k in ("bench", "n", "model", "batch", "size", "mode"))
-metric = {"sgemm": "gflops", "decode_resize": "images_per_s"}
+metric = {"sgemm": "gflops", "decode_resize": "images_per_s", "encoder": "images_per_s", "encoder_train": "images_per_s",
+          "encoder_memory": "peak_rss_mb"}
 ref = {key(r): r for r in rows if r["side"] == "reference"}
 print(f"# threads={sys.argv[2]}  (ratio = ours / reference; higher is better)")
 print(f"{'benchmark':<34} {'ours':>10} {'reference':>10} {'ratio':>7}")

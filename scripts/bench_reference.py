@@ -67,12 +67,82 @@ def bench_decode(directory, size):
     emit(bench="decode_resize", images=len(files), seconds=t, images_per_s=len(files) / t)
 
 
+def encoder_model(name):
+    """The CNN body `caption-bench encoder NAME` times: torchvision ResNet children[:-2] (conv1 … layer4),
+    VGG features[:-1] (up to the last conv+ReLU), or the compact net; random weights, random BN statistics,
+    eval mode."""
+    import torch
+    from torch import nn
+    import torchvision
+    if name == "compact":
+        channels, strides = [32, 32, 64, 64, 128, 128, 256], [2, 1, 2, 1, 2, 1, 1]  # CompactNetSpec()
+        layers = []
+        for cin, cout, s in zip([3] + channels, channels, strides):
+            layers += [nn.Conv2d(cin, cout, 3, s, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        body = nn.Sequential(*layers)
+    elif name.startswith("resnet"):
+        body = nn.Sequential(*list(getattr(torchvision.models, name)().children())[:-2])
+    else:
+        body = getattr(torchvision.models, name)().features[:-1]
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in body.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 1.5 + 0.5)
+    return body.eval()
+
+
+def bench_encoder(name, size, batch, repeats=None):
+    import torch
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    body = encoder_model(name)
+    x = torch.randn(batch, 3, size, size)
+    with torch.inference_mode():
+        t = best_time(repeats or (3 if batch * size * size >= 8 * 224 * 224 and name != "compact" else 5), lambda: body(x))
+    emit(bench="encoder", model=name, size=size, batch=batch, seconds=t, images_per_s=batch / t)
+
+
+def bench_encoder_train(name, size, batch):
+    """A training step of the CNN body: train-mode forward, backward from a random output gradient."""
+    import torch
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    body = encoder_model(name).train()
+    x = torch.randn(batch, 3, size, size)
+    dy = torch.randn_like(body(x))
+
+    def step():
+        body.zero_grad(set_to_none=False)
+        body(x).backward(dy)
+
+    t = best_time(3, step)
+    emit(bench="encoder_train", model=name, size=size, batch=batch, seconds=t, images_per_s=batch / t)
+
+
+def bench_encoder_memory(name, size, batch):
+    """Peak RSS (ru_maxrss) of building the model and running one forward pass."""
+    import resource
+    import torch
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    body = encoder_model(name)
+    x = torch.randn(batch, 3, size, size)
+    with torch.inference_mode():
+        body(x)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    weights = sum(t.numel() * t.element_size() for t in body.state_dict().values())
+    emit(bench="encoder_memory", model=name, size=size, batch=batch, peak_rss_mb=peak / 2**20,
+         baseline_rss_mb=baseline / 2**20, weights_mb=weights / 2**20)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("sgemm"); s.add_argument("sizes", type=int, nargs="+")
     s = sub.add_parser("make-photos"); s.add_argument("dir"); s.add_argument("--count", type=int, default=64)
     s = sub.add_parser("decode"); s.add_argument("dir"); s.add_argument("--size", type=int, default=256)
+    s = sub.add_parser("encoder"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
+    s = sub.add_parser("encoder-train"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
+    s = sub.add_parser("encoder-memory"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
     args = ap.parse_args()
     if args.mode == "sgemm":
         bench_sgemm(args.sizes)
@@ -80,6 +150,12 @@ def main():
         make_photos(args.dir, args.count)
     elif args.mode == "decode":
         bench_decode(args.dir, args.size)
+    elif args.mode == "encoder":
+        bench_encoder(args.arch, args.size, args.batch)
+    elif args.mode == "encoder-train":
+        bench_encoder_train(args.arch, args.size, args.batch)
+    elif args.mode == "encoder-memory":
+        bench_encoder_memory(args.arch, args.size, args.batch)
 
 
 if __name__ == "__main__":

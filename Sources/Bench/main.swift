@@ -47,7 +47,13 @@ let args = Array(CommandLine.arguments.dropFirst())
 switch args.first {
 case "sgemm":
     benchSGEMM(sizes: args.dropFirst().compactMap { Int($0) })
+case "encoder":
+    benchEncoder(Array(args.dropFirst()))
+case "encoder-memory":
+    benchEncoderMemory(Array(args.dropFirst()))
+case "encoder-train":
+    benchEncoderTraining(Array(args.dropFirst()))
 default:
-    FileHandle.standardError.write(Data("usage: caption-bench sgemm N...\n".utf8))
+    FileHandle.standardError.write(Data("usage: caption-bench sgemm N... | encoder ARCH SIZE BATCH | encoder-memory|encoder-train ARCH SIZE BATCH\n".utf8))
     exit(2)
 }

@@ -45,11 +45,14 @@ struct ResidualBlock {
 
     // MARK: Inference
 
+    /// Inference: the last convolution and the downsample run without bias; their biases, the sum and the
+    /// ReLU are then one pass over the block's output.
     func inference(_ x: Tensor, _ f: FoldedWeights, workspace: ConvWorkspace) -> Tensor {
-        let identity = downsample?.inference(x, f, workspace: workspace) ?? x
+        let shortcut = downsample?.inference(x, f, biasAndReLU: false, workspace: workspace) ?? x
         var h = x
-        for u in main { h = u.inference(h, f, workspace: workspace) }
-        ResidualBlock.addReLU(&h, identity)
+        for u in main.dropLast() { h = u.inference(h, f, workspace: workspace) }
+        h = main.last!.inference(h, f, biasAndReLU: false, workspace: workspace)
+        InferenceKernels.addBiasReLU(&h, shortcut: shortcut, bias: main.last!.foldedBias(f), bias2: downsample?.foldedBias(f))
         return h
     }
 
@@ -141,7 +144,7 @@ enum Layer {
     func inference(_ x: Tensor, _ f: FoldedWeights, workspace: ConvWorkspace) -> Tensor {
         switch self {
         case .conv(let u): return u.inference(x, f, workspace: workspace)
-        case .maxPool(let m): return m.forward(x).y
+        case .maxPool(let m): return InferenceKernels.maxPool(x, m)
         case .residual(let b): return b.inference(x, f, workspace: workspace)
         }
     }

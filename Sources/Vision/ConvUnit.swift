@@ -65,12 +65,15 @@ struct ConvUnit {
         }
     }
 
-    /// `x: N×C×H×W → N×OC×OH×OW` with folded weights; ReLU fused unless `applyReLU` is false
-    /// (a residual block's last unit applies it after the addition).
-    func inference(_ x: Tensor, _ f: FoldedWeights, applyReLU: Bool? = nil, workspace: ConvWorkspace) -> Tensor {
-        conv.forward(x, weight: f.values + foldedWeight, bias: f.values + foldedBias,
-                     relu: applyReLU ?? relu, workspace: workspace)
+    /// `x: N×C×H×W → N×OC×OH×OW` with folded weights and ReLU fused. A residual block's last unit and its
+    /// downsample pass `biasAndReLU: false` and add their biases and apply ReLU after the sum, in one pass.
+    func inference(_ x: Tensor, _ f: FoldedWeights, biasAndReLU: Bool = true, workspace: ConvWorkspace) -> Tensor {
+        conv.forward(x, weight: f.values + foldedWeight, bias: biasAndReLU ? f.values + foldedBias : nil,
+                     relu: biasAndReLU && relu, workspace: workspace)
     }
+
+    /// The folded bias (`OC`), for callers that add it themselves.
+    func foldedBias(_ f: FoldedWeights) -> UnsafePointer<Float> { UnsafePointer(f.values + foldedBias) }
 
     // MARK: Training
 

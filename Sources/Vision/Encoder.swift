@@ -125,6 +125,25 @@ public final class Encoder {
         return total
     }
 
+    /// Shape of every layer's output in an inference pass over `batch×3×height×width` images (a residual
+    /// block counts as one layer; its inner tensors are smaller than its input plus output). For memory
+    /// estimates.
+    public func layerOutputShapes(batch: Int, height: Int, width: Int) -> [[Int]] {
+        var shapes: [[Int]] = []
+        var c = 3, hw = (height, width)
+        for layer in layers {
+            switch layer {
+            case .conv(let u): hw = u.conv.outputSize(height: hw.0, width: hw.1); c = u.outChannels
+            case .maxPool(let m): hw = m.outputSize(height: hw.0, width: hw.1)
+            case .residual(let b):
+                for u in b.main { hw = u.conv.outputSize(height: hw.0, width: hw.1) }
+                c = b.outChannels
+            }
+            shapes.append([batch, c, hw.0, hw.1])
+        }
+        return shapes
+    }
+
     private func checkImages(_ images: Tensor) {
         precondition(images.rank == 4 && images.shape[1] == 3, "Encoder expects N×3×H×W images, got \(images.shape)")
         let (h, w) = featureMapSize(height: images.shape[2], width: images.shape[3])
