@@ -104,10 +104,13 @@ final class ConvLayerTests: XCTestCase {
         for name in names {
             var (conv, p) = try makeConv(f, name)
             let x = try f.tensor("\(name).x"), dy = try f.tensor("\(name).dy")
-            // Every batching strategy (automatic, one image per GEMM, the whole batch in one GEMM) must agree.
-            for images in [nil, 1, x.shape[0]] as [Int?] {
+            // Every strategy must agree: automatic, one image per GEMM, the whole batch in one GEMM, and
+            // cache blocks of one or two output rows (the last block partial when the height is odd).
+            let strategies: [(images: Int?, rows: Int?)] = [(nil, nil), (1, 0), (x.shape[0], 0), (1, 1), (1, 2)]
+            for (images, rows) in strategies {
                 conv.imagesPerGEMMOverride = images
-                let label = "\(name) imagesPerGEMM=\(images.map(String.init) ?? "auto")"
+                conv.rowsPerBlockOverride = rows
+                let label = "\(name) imagesPerGEMM=\(images.map(String.init) ?? "auto") rowsPerBlock=\(rows.map(String.init) ?? "auto")"
                 S.assertForward(conv.forward(x, p), try f.tensor("\(name).y"), label)
                 S.assertForward(conv.forward(x, p, relu: true), try f.tensor("\(name).y_relu"), label + " relu")
                 p.zeroGrads()
@@ -199,9 +202,10 @@ final class ConvLayerTests: XCTestCase {
     func testLargerShapesAgainstDirectLoops() {
         var rng = RNG(seed: 5)
         // (N, C, OC, H, W, k, s, pad): grouped small planes, one-image-per-GEMM large planes (stem-like),
-        // pointwise stride 1 on a large plane (no im2col), pointwise stride 2.
+        // pointwise stride 1 on a large plane (no im2col), pointwise stride 2, and a wide odd-sized stride-2
+        // input (vectorised stride-2 gather with a scalar tail).
         let cases = [(3, 8, 16, 20, 20, 3, 1, 1), (2, 4, 8, 64, 64, 7, 2, 3), (2, 8, 8, 32, 32, 1, 1, 0),
-                     (3, 16, 8, 15, 15, 1, 2, 0)]
+                     (3, 16, 8, 15, 15, 1, 2, 0), (2, 4, 6, 19, 37, 3, 2, 1)]
         for (n, c, oc, h, w, k, s, pad) in cases {
             var layout = ParameterLayout()
             let conv = Conv2d("c", inChannels: c, outChannels: oc, kernelSize: k, stride: s, padding: pad, layout: &layout)

@@ -83,6 +83,9 @@ public struct Conv2d {
     /// Images per GEMM; `nil` chooses from the output plane size (see `imagesPerGEMM(batch:)`).
     /// Exposed for tests and tuning; every setting computes the same result.
     public var imagesPerGEMMOverride: Int?
+    /// Output rows per cache block in forward (0 disables blocking); `nil` chooses automatically
+    /// (see `rowsPerBlock`). Exposed for tests and tuning; every setting computes the same result.
+    public var rowsPerBlockOverride: Int?
 
     /// Registers `"\(name).weight"` (and `"\(name).bias"` when `bias`) in `layout`.
     public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
@@ -148,9 +151,14 @@ public struct Conv2d {
         let group = imagesPerGEMM(batch: g.n, plane: g.outPlane)
         let P = g.outPlane, K = g.kdim, OC = outChannels
         var y = Tensor(shape: [g.n, OC, g.oh, g.ow], unsafeUninitialized: { _ in })
+        let blockRows = rowsPerBlock(g)
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
                 let x = xb.baseAddress!, y = yb.baseAddress!
+                if let blockRows {
+                    forwardRowBlocks(g, x: x, y: y, weight: w, bias: b, relu: relu, rowsPerBlock: blockRows, workspace: ws)
+                    return
+                }
                 var n0 = 0
                 while n0 < g.n {
                     let count = min(group, g.n - n0)
@@ -182,6 +190,66 @@ public struct Conv2d {
         }
         return y
     }
+
+    /// Cache-blocked forward for convolutions with a small weight matrix and large planes (ResNet's stem and
+    /// first stage): im2col for a block of output rows fits in L2, so the GEMM reads it from cache instead of
+    /// memory. Each worker runs its own blocks with single-threaded BLAS, so there is no synchronisation inside
+    /// GEMMs and no im2col traffic between cores.
+    private func forwardRowBlocks(_ g: Geometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                                  weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, relu: Bool,
+                                  rowsPerBlock rows: Int, workspace ws: ConvWorkspace) {
+        let P = g.outPlane, K = g.kdim, OC = outChannels, kk = g.k * g.k
+        let blocksPerImage = (g.oh + rows - 1) / rows
+        let total = g.n * blocksPerImage
+        let workers = max(1, min(Threads.count, total))
+        // Buffers are taken before the parallel region: the workspace itself is not thread-safe.
+        let cols = (0..<workers).map { ws.buffer(3 + $0, count: K * rows * g.ow) }
+        Threads.withSerialBLAS {
+            parallelFor(workers) { worker in
+                let col = cols[worker]
+                for item in (total * worker / workers)..<(total * (worker + 1) / workers) {
+                    let n = item / blocksPerImage
+                    let r0 = (item % blocksPerImage) * rows, r1 = min(g.oh, r0 + rows)
+                    let width = (r1 - r0) * g.ow
+                    let xn = x + n * g.inImage
+                    for r in 0..<K {
+                        let c = r / kk, kh = (r / g.k) % g.k, kw = r % g.k
+                        Conv2d.im2colRow(g, plane: xn + c * g.inPlane, kh: kh, kw: kw, rows: r0..<r1, dst: col + r * width)
+                    }
+                    // y[n][:, r0·OW ..< r1·OW] = W[OC × K] · col[K × width]  (ldc = P: a column block of the plane)
+                    let yBlock = y + n * OC * P + r0 * g.ow
+                    sgemm(m: OC, n: width, k: K, a: w, b: col, ldb: width, c: yBlock, ldc: P)
+                    if b != nil || relu {
+                        for oc in 0..<OC {
+                            let row = yBlock + oc * P
+                            let bias = b?[oc] ?? 0
+                            if relu { for i in 0..<width { row[i] = max(row[i] + bias, 0) } }
+                            else { for i in 0..<width { row[i] += bias } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Output rows per cache block for `forwardRowBlocks`, or nil to use whole-image / grouped GEMMs.
+    /// Blocking pays when the weight matrix is small (each block's GEMM repacks it) and an image's im2col
+    /// matrix is too big for L2: ResNet's 7×7 stem and its 64- and 128-channel 3×3 convolutions.
+    func rowsPerBlock(_ g: Geometry) -> Int? {
+        if let o = rowsPerBlockOverride { return o > 0 ? min(o, g.oh) : nil }
+        if g.isDirect || imagesPerGEMM(batch: g.n, plane: g.outPlane) > 1 { return nil }
+        guard outChannels * g.kdim * MemoryLayout<Float>.size <= Conv2d.blockedWeightLimit else { return nil }
+        let columns = max(Conv2d.blockedMinimumColumns, Conv2d.blockedColumnBytes / (g.kdim * MemoryLayout<Float>.size))
+        let rows = max(1, columns / g.ow)
+        return rows < g.oh ? rows : nil
+    }
+
+    /// Largest weight matrix (bytes) for which the row-blocked path is used.
+    static let blockedWeightLimit = 640 << 10
+    /// Target size of one block's im2col matrix (about half of this machine's 1 MB L2 per core).
+    static let blockedColumnBytes = 512 << 10
+    /// Fewest GEMM columns per block, so the GEMM itself stays efficient.
+    static let blockedMinimumColumns = 256
 
     // MARK: Backward
 
@@ -323,27 +391,64 @@ public struct Conv2d {
         parallelFor(rows * images, minChunk: work >= 1 << 16 ? max(1, (rows * images) / 64) : Int.max) { item in
             let r = item % rows, j = item / rows
             let c = r / (g.k * g.k), kh = (r / g.k) % g.k, kw = r % g.k
-            let plane = x + j * imageStride + c * g.inPlane
-            let dstRow = col + r * ld + j * P
-            let valid = Conv2d.validColumns(g, kw: kw)
-            let off = kw - g.pad
-            for oh in 0..<g.oh {
-                let dst = dstRow + oh * g.ow
-                let ih = oh * g.stride - g.pad + kh
-                if ih < 0 || ih >= g.h {
-                    dst.update(repeating: 0, count: g.ow)
-                    continue
+            Conv2d.im2colRow(g, plane: x + j * imageStride + c * g.inPlane, kh: kh, kw: kw, rows: 0..<g.oh,
+                             dst: col + r * ld + j * P)
+        }
+    }
+
+    /// One im2col row restricted to output rows `rows`: `dst[(oh − rows.lowerBound)·OW + ow] =
+    /// plane[oh·s − pad + kh][ow·s − pad + kw]`, 0 outside the plane.
+    @inline(__always)
+    static func im2colRow(_ g: Geometry, plane: UnsafePointer<Float>, kh: Int, kw: Int, rows: Range<Int>,
+                          dst: UnsafeMutablePointer<Float>) {
+        // Output rows whose input row ih = oh·s − pad + kh lies inside the plane, clipped to `rows`.
+        let firstInside = max(0, (g.pad - kh + g.stride - 1) / g.stride)
+        let endInside = (g.h - 1 + g.pad - kh) >= 0 ? (g.h - 1 + g.pad - kh) / g.stride + 1 : 0
+        let ohLo = min(rows.upperBound, max(rows.lowerBound, firstInside))
+        let ohHi = max(ohLo, min(rows.upperBound, endInside))
+        let base = rows.lowerBound * g.ow  // dst holds output positions from `base` on
+        let d0 = dst - base
+        (d0 + base).update(repeating: 0, count: ohLo * g.ow - base)
+        (d0 + ohHi * g.ow).update(repeating: 0, count: (rows.upperBound - ohHi) * g.ow)
+        if ohLo == ohHi { return }
+        let valid = validColumns(g, kw: kw)
+        let off = kw - g.pad
+        if g.stride == 1 && g.ow == g.w {
+            // "Same" stride-1 convolution: the row is the plane shifted by (kh − pad)·W + (kw − pad), so one
+            // contiguous copy (clipped to the plane) and then zeroing the few columns that wrapped around an edge.
+            let shift = (kh - g.pad) * g.w + off
+            let lo = max(ohLo * g.w, -shift), hi = min(ohHi * g.w, g.inPlane - shift)
+            if hi > lo { (d0 + lo).update(from: plane + lo + shift, count: hi - lo) }
+            if valid.lowerBound > 0 || valid.upperBound < g.ow {
+                for oh in ohLo..<ohHi {
+                    let d = d0 + oh * g.ow
+                    for ow in 0..<valid.lowerBound { d[ow] = 0 }
+                    for ow in valid.upperBound..<g.ow { d[ow] = 0 }
                 }
-                let src = plane + ih * g.w + off
-                if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
-                if g.stride == 1 {
-                    (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
-                } else {
-                    let s = g.stride
-                    for ow in valid { dst[ow] = src[ow * s] }
-                }
-                if valid.upperBound < g.ow { (dst + valid.upperBound).update(repeating: 0, count: g.ow - valid.upperBound) }
             }
+            return
+        }
+        for oh in ohLo..<ohHi {
+            let d = d0 + oh * g.ow
+            let src = plane + (oh * g.stride - g.pad + kh) * g.w + off
+            if valid.lowerBound > 0 { d.update(repeating: 0, count: valid.lowerBound) }
+            if g.stride == 1 {
+                (d + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
+            } else if g.stride == 2 {
+                // Every other element: 16 loaded, the 8 even lanes kept (a shuffle, not a gather). A vector
+                // may only read inside the input row: off + 2·ow + 15 ≤ W − 1.
+                var ow = valid.lowerBound
+                while ow + 8 <= valid.upperBound && off + 2 * ow + 16 <= g.w {
+                    let v = UnsafeRawPointer(src + 2 * ow).loadUnaligned(as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(d + ow).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                    ow += 8
+                }
+                while ow < valid.upperBound { d[ow] = src[2 * ow]; ow += 1 }
+            } else {
+                let s = g.stride
+                for ow in valid { d[ow] = src[ow * s] }
+            }
+            if valid.upperBound < g.ow { (d + valid.upperBound).update(repeating: 0, count: g.ow - valid.upperBound) }
         }
     }
 
