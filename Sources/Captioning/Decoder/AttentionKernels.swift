@@ -12,15 +12,18 @@ import Darwin
 /// annotations `features` (L×D). The matrix work around them (decoder_att, f_beta, the LSTM, fc) is done by
 /// SGEMM over all rows of a step; these loops are the parts that differ per row.
 enum AttentionKernels {
+    // SIMD4 throughout: the native vector width of the baseline x86-64 target (wider Swift SIMD types get split
+    // into shuffles there).
+
     /// Σ a[i]·b[i] with SIMD accumulators (a plain Float loop would not vectorise: strict FP ordering).
     @inline(__always)
     static func dot(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> Float {
-        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
+        var acc0 = SIMD4<Float>(), acc1 = SIMD4<Float>()
         var i = 0
-        while i + 16 <= n {
-            acc0 += load8(a + i) * load8(b + i)
-            acc1 += load8(a + i + 8) * load8(b + i + 8)
-            i += 16
+        while i + 8 <= n {
+            acc0 += load4(a + i) * load4(b + i)
+            acc1 += load4(a + i + 4) * load4(b + i + 4)
+            i += 8
         }
         var s = (acc0 + acc1).sum()
         while i < n { s += a[i] * b[i]; i += 1 }
@@ -28,8 +31,17 @@ enum AttentionKernels {
     }
 
     @inline(__always)
-    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+    }
+
+    /// max(v, 0) lane-wise (the stdlib's generic `pointwiseMax` is not inlined and costs a call per vector).
+    @inline(__always)
+    static func relu4(_ v: SIMD4<Float>) -> SIMD4<Float> { v.replacing(with: 0, where: v .< 0) }
+
+    @inline(__always)
+    static func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
     }
 
     /// Forward of one row:
@@ -50,14 +62,15 @@ enum AttentionKernels {
                 s = 0
                 for a in 0..<nA { s += tanhf(e[a] + att2[a]) * w[a] }
             } else {
-                var acc = SIMD8<Float>()
+                var acc0 = SIMD4<Float>(), acc1 = SIMD4<Float>()
                 var a = 0
                 while a + 8 <= nA {
-                    let pre = load8(e + a) + load8(att2 + a)
-                    acc += pre.replacing(with: 0, where: pre .< 0) * load8(w + a)
+                    let p0 = load4(e + a) + load4(att2 + a), p1 = load4(e + a + 4) + load4(att2 + a + 4)
+                    acc0 += relu4(p0) * load4(w + a)
+                    acc1 += relu4(p1) * load4(w + a + 4)
                     a += 8
                 }
-                s = acc.sum()
+                s = (acc0 + acc1).sum()
                 while a < nA { s += max(e[a] + att2[a], 0) * w[a]; a += 1 }
             }
             alpha[l] = s + bias
@@ -106,10 +119,23 @@ enum AttentionKernels {
                     dE[a] += g; dAtt2[a] += g; dW[a] += de * act
                 }
             } else {
-                for a in 0..<nA {
+                // SIMD with selects: a scalar loop with three accumulating outputs does not vectorise well.
+                let deV = SIMD4<Float>(repeating: de), zero = SIMD4<Float>()
+                var a = 0
+                while a + 4 <= nA {
+                    let pre = load4(e + a) + load4(att2 + a)
+                    let off = pre .<= zero
+                    let g = (deV * load4(w + a)).replacing(with: 0, where: off)
+                    store4(load4(dE + a) + g, dE + a)
+                    store4(load4(dAtt2 + a) + g, dAtt2 + a)
+                    store4(load4(dW + a) + deV * relu4(pre), dW + a)
+                    a += 4
+                }
+                while a < nA {
                     let pre = e[a] + att2[a]
                     let g = pre > 0 ? de * w[a] : 0
                     dE[a] += g; dAtt2[a] += g; dW[a] += pre > 0 ? de * pre : 0
+                    a += 1
                 }
             }
         }

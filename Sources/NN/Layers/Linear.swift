@@ -97,9 +97,84 @@ public struct Linear {
             }
             beta = 1
         }
-        sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures,
-              a: x, lda: ldx ?? inFeatures, b: p.value(weight), ldb: inFeatures,
-              beta: beta, c: y, ldc: ldy)
+        Linear.multiplyTransposed(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, x, ldx: ldx ?? inFeatures,
+                                  weight: p.value(weight), into: y, ldy: ldy, beta: beta)
+    }
+
+    /// Rows up to which `multiplyTransposed` streams the weight itself instead of calling SGEMM.
+    public static let streamingRows = 6
+
+    /// `y[rows×out] = x[rows×in]·Wᵀ + beta·y` for a row-major `W` (out×in): the product behind every
+    /// PyTorch-layout linear map (Linear, the recurrent cells' projections).
+    ///
+    /// For a handful of rows (step-wise decoding, beam search) the cost is reading `W` from memory, and SGEMM
+    /// spends more time packing `W` than multiplying, while SGEMV would read it once per row. So up to
+    /// `streamingRows` rows, this reads each weight row once for up to three input rows at a time (SIMD dot
+    /// products, outputs split over `Threads.count` workers); larger batches go to SGEMM.
+    public static func multiplyTransposed(rows: Int, inFeatures: Int, outFeatures: Int,
+                                          _ x: UnsafePointer<Float>, ldx: Int,
+                                          weight w: UnsafePointer<Float>,
+                                          into y: UnsafeMutablePointer<Float>, ldy: Int, beta: Float) {
+        if rows == 0 || outFeatures == 0 { return }
+        guard rows <= streamingRows else {
+            sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: x, lda: ldx, b: w, ldb: inFeatures,
+                  beta: beta, c: y, ldc: ldy)
+            return
+        }
+        // Split the outputs in contiguous ranges, one per worker, only when there is enough work to pay for it.
+        let workers = min(Threads.count, max(1, outFeatures * inFeatures / 262_144))
+        parallelFor(workers) { worker in
+            let lo = outFeatures * worker / workers, hi = outFeatures * (worker + 1) / workers
+            var first = 0
+            while first < rows {
+                let count = min(3, rows - first)
+                let x0 = x + first * ldx, y0 = y + first * ldy
+                switch count {
+                case 3: streamRows(3, n: inFeatures, lo: lo, hi: hi, w, x0, x0 + ldx, x0 + 2 * ldx,
+                                   y0, y0 + ldy, y0 + 2 * ldy, beta: beta)
+                case 2: streamRows(2, n: inFeatures, lo: lo, hi: hi, w, x0, x0 + ldx, x0,
+                                   y0, y0 + ldy, y0, beta: beta)
+                default: streamRows(1, n: inFeatures, lo: lo, hi: hi, w, x0, x0, x0, y0, y0, y0, beta: beta)
+                }
+                first += count
+            }
+        }
+    }
+
+    /// Outputs `lo..<hi` of up to three rows (`count`, a constant at every call site so the branches fold away):
+    /// `y_r[o] = W[o]·x_r + beta·y_r[o]`. SIMD4 is the native width of the baseline x86-64 target; two accumulators
+    /// per row hide the add latency.
+    @inline(__always)
+    static func streamRows(_ count: Int, n: Int, lo: Int, hi: Int, _ w: UnsafePointer<Float>,
+                           _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>,
+                           _ y0: UnsafeMutablePointer<Float>, _ y1: UnsafeMutablePointer<Float>,
+                           _ y2: UnsafeMutablePointer<Float>, beta: Float) {
+        @inline(__always) func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+            UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+        }
+        for o in lo..<hi {
+            let wr = w + o * n
+            var a0 = SIMD4<Float>(), a1 = SIMD4<Float>(), a2 = SIMD4<Float>()
+            var b0 = SIMD4<Float>(), b1 = SIMD4<Float>(), b2 = SIMD4<Float>()
+            var i = 0
+            while i + 8 <= n {
+                let wa = load4(wr + i), wb = load4(wr + i + 4)
+                a0 += wa * load4(x0 + i); b0 += wb * load4(x0 + i + 4)
+                if count > 1 { a1 += wa * load4(x1 + i); b1 += wb * load4(x1 + i + 4) }
+                if count > 2 { a2 += wa * load4(x2 + i); b2 += wb * load4(x2 + i + 4) }
+                i += 8
+            }
+            var s0 = (a0 + b0).sum(), s1 = (a1 + b1).sum(), s2 = (a2 + b2).sum()
+            while i < n {
+                s0 += wr[i] * x0[i]
+                if count > 1 { s1 += wr[i] * x1[i] }
+                if count > 2 { s2 += wr[i] * x2[i] }
+                i += 1
+            }
+            y0[o] = beta == 0 ? s0 : beta * y0[o] + s0
+            if count > 1 { y1[o] = beta == 0 ? s1 : beta * y1[o] + s1 }
+            if count > 2 { y2[o] = beta == 0 ? s2 : beta * y2[o] + s2 }
+        }
     }
 
     /// `dW += dyᵀ·x` (one SGEMM over all rows) and `db += Σ_rows dy`.

@@ -112,8 +112,8 @@ extension RecurrentCell {
                 if accumulate { for j in 0..<g { row[j] += b[j] } } else { row.update(from: b, count: g) }
             }
         }
-        sgemm(transB: true, m: rows, n: g, k: columns, a: x, b: p.value(weight),
-              beta: (bias == nil && !accumulate) ? 0 : 1, c: out)
+        Linear.multiplyTransposed(rows: rows, inFeatures: columns, outFeatures: g, x, ldx: columns,
+                                  weight: p.value(weight), into: out, ldy: g, beta: (bias == nil && !accumulate) ? 0 : 1)
     }
 
     /// `dW_ih += dProjᵀ·x`, `db_ih += Σ dProj` over all N rows, and returns `dx = dProj·W_ih` (N×in).
