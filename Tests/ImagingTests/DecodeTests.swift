@@ -66,6 +66,20 @@ final class DecodeTests: XCTestCase {
         XCTAssertEqual(try RGBImage(contentsOfFile: ImageManifest.path(name)), fromFile)
     }
 
+    /// The decoder keeps no shared state: decoding on many threads at once gives the same pixels.
+    func testConcurrentDecodingIsSafe() throws {
+        let names = ImageManifest.shared.decode.map(\.file)
+        let expected = try names.map { try ImageDecoder().decode(path: ImageManifest.path($0)) }
+        let mismatches = UnsafeMutableBufferPointer<Int>.allocate(capacity: names.count * 4)
+        defer { mismatches.deallocate() }
+        mismatches.initialize(repeating: 0)
+        DispatchQueue.concurrentPerform(iterations: names.count * 4) { i in
+            let image = try? ImageDecoder().decode(path: ImageManifest.path(names[i % names.count]))
+            mismatches[i] = image == expected[i % names.count] ? 0 : 1
+        }
+        XCTAssertEqual(mismatches.reduce(0, +), 0)
+    }
+
     func testPixelLimitIsConfigurable() throws {
         let path = ImageManifest.path("jpeg_baseline.jpg")  // 37×29 = 1073 pixels
         XCTAssertNoThrow(try ImageDecoder(maxPixels: 1073).decode(path: path))
