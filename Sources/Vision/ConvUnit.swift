@@ -55,9 +55,18 @@ struct ConvUnit {
     func fold(_ p: Parameters, into f: FoldedWeights) {
         let w = f.values + foldedWeight, b = f.values + foldedBias
         if let bn {
-            let (fw, fb) = bn.fold(conv, p)
-            fw.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: $0.count) }
-            fb.withUnsafeBufferPointer { b.update(from: $0.baseAddress!, count: $0.count) }
+            // BatchNorm2d.fold's formula, written straight into the buffer (no temporary tensors: folding a
+            // ResNet-101 would otherwise churn through its whole weight size in short-lived allocations).
+            let perOut = conv.weight.count / outChannels
+            let src = p.value(conv.weight), convBias = conv.bias.map { p.value($0) }
+            let gamma = p.value(bn.weight), beta = p.value(bn.bias)
+            let mean = p.value(bn.runningMean), variance = p.value(bn.runningVar)
+            for o in 0..<outChannels {
+                let scale = gamma[o] / (variance[o] + bn.eps).squareRoot()
+                let row = src + o * perOut, dst = w + o * perOut
+                for i in 0..<perOut { dst[i] = row[i] * scale }
+                b[o] = beta[o] + ((convBias?[o] ?? 0) - mean[o]) * scale
+            }
         } else {
             w.update(from: p.value(conv.weight), count: conv.weight.count)
             if let bias = conv.bias { b.update(from: p.value(bias), count: outChannels) }
@@ -123,16 +132,22 @@ struct FoldedLayout {
 }
 
 /// The inference copy of a network's convolution weights with BatchNorm folded in: one flat buffer,
-/// allocated once, rewritten whenever the parameters change (`Encoder.refreshInferenceWeights`).
+/// rewritten whenever the parameters change (`Encoder.refreshInferenceWeights`). Its memory is taken only on
+/// the first fold (so loading a checkpoint never holds the mapped file, the parameters and this copy at once,
+/// and a network that only trains never pays for it).
 final class FoldedWeights {
-    let values: UnsafeMutablePointer<Float>
     let count: Int
+    private var storage: UnsafeMutablePointer<Float>?
 
-    init(count: Int) {
-        self.count = count
-        values = .allocate(capacity: max(1, count))
-        values.initialize(repeating: 0, count: max(1, count))
+    init(count: Int) { self.count = count }
+
+    /// The buffer (`count` floats); allocated, uninitialised, on first access: `fold` writes all of it.
+    var values: UnsafeMutablePointer<Float> {
+        if let storage { return storage }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
+        storage = p
+        return p
     }
 
-    deinit { values.deallocate() }
+    deinit { storage?.deallocate() }
 }
