@@ -68,8 +68,13 @@ public final class ConvWorkspace {
 ///
 /// Forward lowers to GEMM: `Y[OC × P] = W[OC × C·KH·KW] · col[C·KH·KW × P]` with `col = im2col(x)` and
 /// `P = OH·OW`. Pointwise (1×1, no padding) stride-1 convolutions multiply the input planes directly;
-/// 1×1 stride-2 ones subsample first. When the output plane is small (deep layers), several images share
-/// one GEMM (their columns side by side) so the matrix is wide enough for BLAS to run near peak.
+/// 1×1 stride-2 ones subsample first. Three strategies, all giving the same result:
+/// * large planes with a small weight matrix (stem, early 3×3 stages): cache blocks of output rows, each
+///   worker doing im2col into its L2 and a single-threaded GEMM (`rowsPerBlock`);
+/// * large planes otherwise: one image per GEMM, BLAS using every thread;
+/// * small planes (deep layers): several images share one GEMM (their columns side by side) so the matrix is
+///   wide enough for BLAS to run near peak (`imagesPerGEMM`).
+/// Backward uses the last two (dW = dY·colᵀ needs the whole image anyway).
 public struct Conv2d {
     public let inChannels: Int
     public let outChannels: Int
