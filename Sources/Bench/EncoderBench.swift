@@ -33,9 +33,14 @@ func benchEncoder(_ args: [String]) {
     let x = Tensor.randn([batch, 3, size, size], rng: &rng)
     let flops = encoder.flops(batch: batch, height: size, width: size)
     let repeats = args.count > 3 ? Int(args[3]) ?? 3 : (flops > 100_000_000_000 ? 3 : 5)
-    let t = bestTime(repeats: repeats) { _ = encoder.featureMap(images: x) }
+    var cpu = Double.infinity
+    let t = bestTime(repeats: repeats) {
+        let c0 = processCPUSeconds()
+        _ = encoder.featureMap(images: x)
+        cpu = min(cpu, processCPUSeconds() - c0)
+    }
     emit(["bench": "encoder", "model": args[0], "size": size, "batch": batch, "seconds": t,
-          "images_per_s": Double(batch) / t, "gflops": Double(flops) / t / 1e9])
+          "images_per_s": Double(batch) / t, "gflops": Double(flops) / t / 1e9, "cpu_seconds": cpu])
 }
 
 /// Peak resident memory (VmHWM) of a process that builds the encoder and runs one forward pass, against
@@ -90,4 +95,17 @@ func benchEncoderTraining(_ args: [String]) {
     }
     emit(["bench": "encoder_train", "model": args[0], "size": size, "batch": batch, "seconds": t,
           "images_per_s": Double(batch) / t])
+}
+
+/// User + system CPU time of the whole process so far. With one thread, unlike wall time, it does not depend
+/// on what else the machine is running, which makes efficiency comparable on a busy machine.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
