@@ -80,11 +80,17 @@ extension AttentionDecoder {
     ///   (the tutorial's `caplens`), so the decoder predicts `lengths[b] − 1` words.
     /// - `training`: applies dropout before `fc`, drawing the mask from `rng`.
     ///
+    /// - `sampling`: scheduled sampling (see `TokenSampling`): each input after the first is the ground truth with
+    ///   probability ε, else the model's word from the previous step's scores; `inputTokens` records what was fed.
+    ///   nil (or ε ≥ 1) is plain teacher forcing.
+    ///
     /// All activations stay in `workspace` for `backward`. Per step the matrix work is one SGEMM per layer over
     /// the captions still decoding; `encoder_att(a)`, the word-embedding half of the LSTM input projection and
-    /// `fc` run once for the whole batch.
+    /// `fc` run once for the whole batch (with scheduled sampling, `fc` and a replaced step's embedding half run
+    /// per step).
     public func forward(features: Tensor, captions: [[Int]], lengths: [Int], _ p: Parameters,
-                        workspace ws: DecoderWorkspace, training: Bool, rng: inout RNG) -> DecoderForward {
+                        workspace ws: DecoderWorkspace, training: Bool, rng: inout RNG,
+                        sampling: TokenSampling? = nil) -> DecoderForward {
         let c = config
         let batch = captions.count
         precondition(batch > 0 && lengths.count == batch, "decoder: \(captions.count) captions, \(lengths.count) lengths")
@@ -145,9 +151,33 @@ extension AttentionDecoder {
         for r in 0..<n { let g = gates + r * nG; for j in 0..<nG { g[j] = bIH[j] + bHH[j] } }
         sgemm(transB: true, m: n, n: nG, k: nE, a: lstmInput, lda: nX, b: wIH, ldb: nX, beta: 1, c: gates)
 
+        // Dropout mask for fc's input, drawn before the loop so scheduled sampling can score each step as it goes.
+        let dropoutActive = dropout.isActive(training: training)
+        let mask = dropoutActive ? ws.buffer(.dropMask, n * nH) : nil, hDrop = dropoutActive ? ws.buffer(.hDrop, n * nH) : nil
+        if let mask { dropout.drawMask(count: n * nH, into: mask, rng: &rng) }
+        let fcInput = UnsafePointer(hDrop ?? hOut)
+        let sampling = sampling.flatMap { $0.isTeacherForcing ? nil : $0 }
+
         let w = UnsafePointer(p.value(fullAtt.weight)), attBias = p.value(fullAtt.bias!)[0]
         for t in 0..<steps {
             let bt = stepRows[t], off = stepOffsets[t]
+            if let sampling, t > 0 {
+                // A coin per caption: the ground truth, or the model's word from step t − 1's scores (row i of step
+                // t is row i of step t − 1). A replaced step recomputes its embedding half of the gates.
+                var replaced = false
+                for i in 0..<bt where !sampling.feedsGroundTruth(&rng) {
+                    let token = sampling.modelToken(logits + (stepOffsets[t - 1] + i) * nV, count: nV, rng: &rng)
+                    if token != inputs[off + i] { inputs[off + i] = token; replaced = true }
+                }
+                if replaced {
+                    inputs.withUnsafeBufferPointer {
+                        embedding.forward(rows: bt, tokens: $0.baseAddress! + off, into: lstmInput + off * nX, ldy: nX, p)
+                    }
+                    for r in off..<(off + bt) { let g = gates + r * nG; for j in 0..<nG { g[j] = bIH[j] + bHH[j] } }
+                    sgemm(transB: true, m: bt, n: nG, k: nE, a: lstmInput + off * nX, lda: nX, b: wIH, ldb: nX,
+                          beta: 1, c: gates + off * nG)
+                }
+            }
             let hp = hPrev + off * nH, cp = cPrev + off * nH
             if t == 0 {
                 hp.update(from: h0, count: bt * nH); cp.update(from: c0, count: bt * nH)
@@ -172,18 +202,18 @@ extension AttentionDecoder {
             sgemm(transB: true, m: bt, n: nG, k: nH, a: hp, b: wHH, beta: 1, c: gates + off * nG)
             LSTMCell.pointwiseForward(rows: bt, hidden: nH, gates: gates + off * nG, previousCell: cp, cell: cNext,
                                       tanhCell: tanhC + off * nH, hidden: hOut + off * nH)
+            if sampling != nil {
+                // This step's scores now: the next step may feed the model's word.
+                if let mask, let hDrop { Kernels.mul(bt * nH, hOut + off * nH, mask + off * nH, hDrop + off * nH) }
+                fc.forward(rows: bt, fcInput + off * nH, into: logits + off * nV, p)
+            }
         }
 
         // scores = fc(dropout(h)) for all N rows at once.
-        let dropoutActive = dropout.isActive(training: training)
-        var fcInput = UnsafePointer(hOut)
-        if dropoutActive {
-            let mask = ws.buffer(.dropMask, n * nH), hDrop = ws.buffer(.hDrop, n * nH)
-            dropout.drawMask(count: n * nH, into: mask, rng: &rng)
-            Kernels.mul(n * nH, hOut, mask, hDrop)
-            fcInput = UnsafePointer(hDrop)
+        if sampling == nil {
+            if let mask, let hDrop { Kernels.mul(n * nH, hOut, mask, hDrop) }
+            fc.forward(rows: n, fcInput, into: logits, p)
         }
-        fc.forward(rows: n, fcInput, into: logits, p)
 
         return DecoderForward(batch: batch, pixels: nL, order: order, decodeLengths: decodeLengths, steps: steps,
                               stepRows: stepRows, stepOffsets: stepOffsets, tokenCount: n, inputTokens: inputs,
