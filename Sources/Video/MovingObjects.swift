@@ -142,7 +142,7 @@ public struct MovingObjects: Sendable {
         let n = Float(patchSize)
         let scale = rng.uniform(0.7, 0.95) * n
         let slant = rng.uniform(-0.3, 0.3)
-        let width = rng.uniform(0.075, 0.12) * n
+        let width = rng.uniform(0.1, 0.15) * n
         let ox = (n - scale) / 2 + rng.uniform(-1, 1), oy = (n - scale) / 2 + rng.uniform(-1, 1)
         let strokes = MovingObjects.digitStrokes[digit].map { stroke in
             stroke.map { q in SIMD2(ox + scale * (q.x + slant * (0.5 - q.y)), oy + scale * q.y) }
