@@ -64,7 +64,7 @@ def bench_decode(directory, size):
                 im.convert("RGB").resize((size, size), Image.BILINEAR)
 
     t = best_time(3, run)
-    emit(bench="decode_resize", images=len(files), seconds=t, images_per_s=len(files) / t)
+    emit(bench="decode_resize", size=size, images=len(files), seconds=t, images_per_s=len(files) / t)
 
 
 def encoder_model(name):

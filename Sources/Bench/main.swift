@@ -47,6 +47,8 @@ let args = Array(CommandLine.arguments.dropFirst())
 switch args.first {
 case "sgemm":
     benchSGEMM(sizes: args.dropFirst().compactMap { Int($0) })
+case "decode":
+    benchDecode(Array(args.dropFirst()))
 case "encoder":
     benchEncoder(Array(args.dropFirst()))
 case "encoder-memory":
