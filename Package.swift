@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: optimise),
         .target(name: "Video", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
         .target(name: "Vision", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
-        .target(name: "Captioning", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
+        .target(name: "Captioning", dependencies: ["NN", "TensorCore", "Imaging", "Vision"], swiftSettings: optimise),
         .executableTarget(
             name: "caption",
             dependencies: [
@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "TestSupport"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision", "NN", "Imaging", "TensorCore", "TestSupport"]),
-        .testTarget(name: "CaptioningTests", dependencies: ["Captioning", "NN", "TensorCore", "Imaging", "TestSupport"]),
+        .testTarget(name: "CaptioningTests", dependencies: ["Captioning", "NN", "TensorCore", "Imaging", "Vision", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

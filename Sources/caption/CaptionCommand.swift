@@ -9,7 +9,8 @@ struct CaptionCommand: ParsableCommand {
         commandName: "caption",
         abstract: "Describe images in words (Show, Attend and Tell).",
         discussion: "See README.md for the full guide; results go to stdout, progress and logs to stderr.",
-        subcommands: allSubcommands
+        subcommands: allSubcommands,
+        defaultSubcommand: DescribeCommand.self
     )
 
     /// Parses, runs, and maps every failure onto the contract: a one-line

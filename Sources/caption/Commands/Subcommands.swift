@@ -2,6 +2,9 @@ import ArgumentParser
 
 /// Every subcommand, in the order `caption --help` lists them. Add a command here only once it works.
 let allSubcommands: [ParsableCommand.Type] = [
+    DescribeCommand.self,
+    ScoreCommand.self,
+    AttendCommand.self,
     SynthCommand.self,
     MetricsCommand.self,
     FeaturesCommand.self,

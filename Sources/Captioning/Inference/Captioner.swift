@@ -1,0 +1,155 @@
+import Foundation
+import Imaging
+import NN
+import TensorCore
+import Vision
+
+/// Image captioning for Swift programs: a model folder in, captions out.
+///
+/// ```swift
+/// import Captioning
+///
+/// let captioner = try Captioner(modelFolder: "weights/")
+/// let result = try captioner.caption(imagePath: "cat.jpg")            // beam 3
+/// print(result.caption, result.logProb)                               // "a cat sitting on a couch" -4.2
+/// let greedy = try captioner.caption(imagePath: "cat.jpg", beam: 1, maxLength: 20)
+/// let s = try captioner.score(imagePath: "cat.jpg", caption: "A cat on a sofa.")
+/// print(s.logProb, s.tokenLogProbs)                                   // natural log, <start> to <end>
+/// ```
+///
+/// A model folder (scripts/convert_checkpoint.py writes one from a tutorial checkpoint) holds `config.json`
+/// (`encoder`, `preprocess`: see Vision's `EncoderConfig`; `decoder`, `vocab`, `max_length`: see
+/// `CaptionModelConfig`), the word map `vocab.json` and the encoder and decoder safetensors files.
+///
+/// Pipelines that decode and batch images themselves use the three stages separately:
+///
+/// ```swift
+/// let input = captioner.preprocess(images)                 // N×3×S×S (resize, normalise)
+/// let a = captioner.annotations(input)                     // N×L×D   (the CNN encoder)
+/// let results = captioner.caption(annotations: a)          // N captions; all beams of all images step together
+/// ```
+///
+/// Errors are `DataError`, `VisionError`, `ImageError` or `SafeTensorsError`; each one's `description` is a
+/// single line `<file>: <problem>`. The captioner is immutable after loading: calls may overlap across threads
+/// (each call also spreads its own work over `Threads.count` threads).
+public final class Captioner {
+    /// The model folder it was loaded from.
+    public let folder: String
+    /// Image decoding, preprocessing and the CNN encoder.
+    public let extractor: FeatureExtractor
+    public let config: CaptionModelConfig
+    public let decoder: AttentionDecoder
+    /// The decoder's parameters.
+    public let parameters: Parameters
+    public let vocabulary: Vocabulary
+    /// The annotation grid H'×W' of a preprocessed image (L = H'·W').
+    public let grid: GridSize
+
+    public var encoder: Encoder { extractor.encoder }
+    public var preprocessing: Preprocessing { extractor.preprocessing }
+
+    /// Loads a model folder, checking that its parts fit together: the vocabulary size against the decoder's,
+    /// the encoder's feature size against the decoder's `encoder_dim`, every tensor's name and shape.
+    public init(modelFolder path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw DataError(file: path, "no such model folder")
+        }
+        guard isDirectory.boolValue else { throw DataError(file: path, "not a model folder (expected a directory)") }
+        let configPath = (path as NSString).appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw DataError(file: path, "not a model folder (no config.json)")
+        }
+        let (input, root) = try JSONInput.load(configPath)
+        let config = try CaptionModelConfig(json: try input.object(root, "top level"), file: configPath)
+
+        let vocabPath = (path as NSString).appendingPathComponent(config.vocabulary)
+        let vocabulary = try Vocabulary.load(from: vocabPath)
+        guard vocabulary.count == config.decoder.vocabSize else {
+            throw DataError(file: vocabPath, "has \(vocabulary.count) entries but config.json's decoder.vocab_size is \(config.decoder.vocabSize)")
+        }
+
+        var layout = ParameterLayout()
+        let decoder = AttentionDecoder(config: config.decoder, layout: &layout)
+        let parameters = Parameters(layout)
+        let decoderPath = (path as NSString).appendingPathComponent(config.decoderWeights)
+        try decoder.load(from: SafeTensorsFile(path: decoderPath), into: parameters)
+
+        let (encoder, encoderConfig) = try Encoder.load(path: path)
+        guard encoder.featureDimension == config.decoder.encoderDim else {
+            throw DataError(file: configPath, "decoder.encoder_dim is \(config.decoder.encoderDim) but the encoder "
+                            + "(\(encoder.architecture)) gives \(encoder.featureDimension)-d features")
+        }
+        let pre = encoderConfig.preprocessing
+        let g = encoder.gridSize(height: pre.outputHeight, width: pre.outputWidth)
+
+        self.folder = path
+        self.extractor = FeatureExtractor(encoder: encoder, config: encoderConfig)
+        self.config = config
+        self.decoder = decoder
+        self.parameters = parameters
+        self.vocabulary = vocabulary
+        self.grid = GridSize(height: g.height, width: g.width)
+    }
+
+    // MARK: Captioning
+
+    /// Decodes, encodes and captions one image file with beam search (`beam` 1 = greedy).
+    /// `maxLength` (most words) defaults to the model's `max_length`; see `BeamSearch` for `lengthPenalty`.
+    public func caption(imagePath: String, beam: Int = 3, maxLength: Int? = nil, lengthPenalty: Float = 0) throws -> CaptionResult {
+        let image = try extractor.decoder.decode(path: imagePath)
+        return caption(image: image, beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty)
+    }
+
+    /// Captions an already decoded image.
+    public func caption(image: RGBImage, beam: Int = 3, maxLength: Int? = nil, lengthPenalty: Float = 0) -> CaptionResult {
+        caption(annotations: annotations(preprocess([image])), beam: beam, maxLength: maxLength,
+                lengthPenalty: lengthPenalty)[0]
+    }
+
+    /// The network inputs of decoded images, N×3×S×S (Pillow-exact resize, the model's mean/std).
+    public func preprocess(_ images: [RGBImage]) -> Tensor { extractor.batch(images) }
+
+    /// The encoder: N×3×S×S inputs → N×L×D annotation vectors.
+    public func annotations(_ input: Tensor) -> Tensor { encoder.forward(images: input) }
+
+    /// Beam search over the annotation vectors of N images (N×L×D, or L×D for one), all images' beams stepped
+    /// together. Returns one result per image, in order.
+    public func caption(annotations: Tensor, beam: Int = 3, maxLength: Int? = nil, lengthPenalty: Float = 0) -> [CaptionResult] {
+        let encoded = decoder.encode(annotations, parameters)
+        let model = AttentionStepModel(decoder: decoder, parameters: parameters, images: encoded)
+        let search = BeamSearch(beamSize: beam, maxLength: maxLength ?? config.maxLength, lengthPenalty: lengthPenalty)
+        let best = search.run(model, images: encoded.count, startToken: vocabulary.startIndex, endToken: vocabulary.endIndex)
+        let g = gridSize(pixels: encoded.pixels)
+        return best.map { h in
+            let words = (h.finished ? h.tokens.dropLast() : h.tokens[...]).map { vocabulary.tokens[$0] }
+            return CaptionResult(caption: words.joined(separator: " "), tokens: words, tokenIDs: h.tokens,
+                                 tokenLogProbs: h.tokenLogProbs, logProb: h.logProb, alphas: h.alphas, grid: g,
+                                 finished: h.finished)
+        }
+    }
+
+    // MARK: Scoring
+
+    /// The teacher-forced log-probability of `caption` for the image file (see `score(annotations:caption:)`).
+    public func score(imagePath: String, caption: String) throws -> CaptionScore {
+        let image = try extractor.decoder.decode(path: imagePath)
+        return score(annotations: annotations(preprocess([image])), caption: caption)
+    }
+
+    /// log p(w_1 … w_n `<end>` | `<start>`, image) under teacher forcing, natural log, per token and total.
+    /// The caption is tokenised as in training (lower-cased, split on non-letters/digits); words missing from
+    /// the vocabulary are scored as `<unk>` and listed in `unknownWords`. `annotations`: L×D or 1×L×D.
+    public func score(annotations: Tensor, caption: String) -> CaptionScore {
+        let words = CaptionTokenizer.words(caption)
+        let ids = vocabulary.encode(words)
+        let logProbs = decoder.tokenLogProbabilities(ids, image: decoder.encode(annotations, parameters), parameters)
+        return CaptionScore(words: words, tokenIDs: Array(ids.dropFirst()), tokenLogProbs: logProbs,
+                            logProb: logProbs.reduce(0, +), unknownWords: words.filter { !vocabulary.contains($0) })
+    }
+
+    /// The grid of L annotation vectors: the model's own when L matches it, else 1×L.
+    private func gridSize(pixels: Int) -> GridSize {
+        grid.height * grid.width == pixels ? grid : GridSize(height: 1, width: pixels)
+    }
+}

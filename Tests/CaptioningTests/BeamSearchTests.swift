@@ -1,0 +1,160 @@
+import Captioning
+import NN
+import TensorCore
+import TestSupport
+import XCTest
+
+/// Beam search and teacher-forced scoring against the tutorial's `caption_image_beam_search`, re-implemented in
+/// scripts/make_captioner_fixtures.py (tiny random decoder, 3 images, k = 1, 3, 5), plus the search's own rules
+/// on a hand-made model.
+final class BeamSearchTests: XCTestCase {
+    struct Fixture {
+        let decoder: AttentionDecoder
+        let p: Parameters
+        let f: SafeTensorsFile
+        let vocabulary: Vocabulary
+        /// 3×L×D
+        let features: Tensor
+
+        func image(_ i: Int) -> Tensor {
+            let n = features.count / 3
+            return Tensor(shape: [1] + Array(features.shape.dropFirst()), storage: Array(features.storage[(i * n)..<((i + 1) * n)]))
+        }
+    }
+
+    static func load() throws -> Fixture {
+        let f = try SafeTensorsFile(path: Fixtures.path("captioner/search.safetensors"))
+        let vocabulary = try Vocabulary.load(from: Fixtures.path("captioner/vocab.json"))
+        var layout = ParameterLayout()
+        let decoder = AttentionDecoder(config: AttentionDecoderConfig(encoderDim: 16, attentionDim: 8, embedDim: 8, decoderDim: 12,
+                                                                      vocabSize: vocabulary.count, dropout: 0),
+                                       layout: &layout)
+        let p = Parameters(layout)
+        for param in layout.params { p.set(param, try f.tensor(param.name)) }
+        return Fixture(decoder: decoder, p: p, f: f, vocabulary: vocabulary, features: try f.tensor("encoder_out"))
+    }
+
+    func search(_ fx: Fixture, _ features: Tensor, beam: Int, maxLength: Int = 50) -> [CaptionHypothesis] {
+        let model = AttentionStepModel(decoder: fx.decoder, parameters: fx.p, images: fx.decoder.encode(features, fx.p))
+        return BeamSearch(beamSize: beam, maxLength: maxLength)
+            .run(model, images: model.images.count, startToken: fx.vocabulary.startIndex, endToken: fx.vocabulary.endIndex)
+    }
+
+    func check(_ fx: Fixture, _ h: CaptionHypothesis, beam k: Int, image i: Int, _ label: String) throws {
+        let prefix = "beam\(k).image\(i)."
+        let seq = try fx.f.int64(prefix + "seq").map(Int.init)
+        XCTAssertEqual([fx.vocabulary.startIndex] + h.tokens, seq, "\(label): tokens")
+        XCTAssertTrue(h.finished, label)
+        XCTAssertEqual(h.logProb, try fx.f.tensor(prefix + "score").storage[0], accuracy: 1e-4, "\(label): score")
+        XCTAssertEqual(h.tokenLogProbs.reduce(0, +), h.logProb, accuracy: 1e-4, label)
+        let alphas = Tensor(shape: [h.alphas.count, h.alphas.first?.count ?? 0], storage: h.alphas.flatMap { $0 })
+        assertClose(alphas, try fx.f.tensor(prefix + "alphas"), rtol: 1e-4, atol: 1e-5, "\(label): alphas")
+    }
+
+    func testMatchesTutorialBeamSearchForEachImage() throws {
+        let fx = try Self.load()
+        XCTAssertGreaterThan(try fx.f.tensor("min_margin").storage[0], 1e-4, "fixture too close to a tie for float32")
+        for k in [1, 3, 5] {
+            for i in 0..<3 {
+                let h = search(fx, fx.image(i), beam: k)
+                XCTAssertEqual(h.count, 1)
+                try check(fx, h[0], beam: k, image: i, "k=\(k) image \(i)")
+            }
+        }
+    }
+
+    func testImagesSearchedTogetherMatchTutorial() throws {
+        let fx = try Self.load()
+        for k in [1, 3, 5] {
+            let all = search(fx, fx.features, beam: k)
+            XCTAssertEqual(all.count, 3)
+            for i in 0..<3 { try check(fx, all[i], beam: k, image: i, "batched k=\(k) image \(i)") }
+        }
+    }
+
+    func testTeacherForcedLogProbsMatchPyTorch() throws {
+        let fx = try Self.load()
+        for i in 0..<3 {
+            for j in 0..<2 {
+                let name = "score.image\(i).caption\(j)"
+                let tokens = try fx.f.int64(name).map(Int.init)
+                let lp = fx.decoder.tokenLogProbabilities(tokens, image: fx.decoder.encode(fx.image(i), fx.p), fx.p)
+                assertClose(Tensor(shape: [lp.count], storage: lp), try fx.f.tensor(name + ".token_log_probs"),
+                            rtol: 1e-5, atol: 2e-6, name)
+            }
+        }
+    }
+
+    func testScoringTheBeamResultGivesItsScore() throws {
+        let fx = try Self.load()
+        let h = search(fx, fx.image(1), beam: 3)[0]
+        let lp = fx.decoder.tokenLogProbabilities([fx.vocabulary.startIndex] + h.tokens, image: fx.decoder.encode(fx.image(1), fx.p), fx.p)
+        XCTAssertEqual(lp.count, h.tokens.count)
+        for (a, b) in zip(lp, h.tokenLogProbs) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    func testMaxLengthCutsAndMarksUnfinished() throws {
+        let fx = try Self.load()
+        for k in [1, 3] {
+            let h = search(fx, fx.image(0), beam: k, maxLength: 4)[0]  // the full captions have 9–14 words
+            XCTAssertFalse(h.finished)
+            XCTAssertEqual(h.tokens.count, 4)
+            XCTAssertEqual(h.alphas.count, 4)
+            XCTAssertFalse(h.tokens.contains(fx.vocabulary.endIndex))
+        }
+    }
+
+    // MARK: Rules, on a hand-made model
+
+    /// Scores depend only on the previous token: a fixed V×V table of log-probabilities.
+    struct TableModel: CaptionStepModel {
+        let table: [[Float]]
+        var vocabularySize: Int { table.count }
+        func initialState() -> [Int] { [0] }  // state: rows' ids, only to check select
+        func step(tokens: [Int], state: inout [Int]) -> (scores: Tensor, alphas: Tensor) {
+            state = tokens
+            return (Tensor(shape: [tokens.count, table.count], storage: tokens.flatMap { table[$0] }),
+                    Tensor(shape: [tokens.count, 1], repeating: 1))
+        }
+        func select(rows: [Int], from state: [Int]) -> [Int] { rows.map { state[$0] } }
+    }
+
+    /// 0 = <start>, 1 = <end>, 2 = "a", 3 = "b". From <start>: a 0.5, b 0.4, <end> 0.1. After a: <end> 0.2, a 0.8.
+    /// After b: <end> 0.9, b 0.1.
+    static let table: [[Float]] = [[0, 0.1, 0.5, 0.4], [0.25, 0.25, 0.25, 0.25], [0, 0.2, 0.8, 0], [0, 0.9, 0, 0.1]]
+        .map { $0.map { $0 > 0 ? logf($0) : -30 } }
+
+    func testGreedyFollowsTheLocalBestAndBeamFindsTheBetterSequence() {
+        let model = TableModel(table: Self.table)
+        // Greedy: a a a … (0.5·0.8^n) never ends within 6 words → unfinished "a a a a a a".
+        let greedy = BeamSearch(beamSize: 1, maxLength: 6).run(model, images: 1, startToken: 0, endToken: 1)[0]
+        XCTAssertEqual(greedy.tokens, [2, 2, 2, 2, 2, 2])
+        XCTAssertFalse(greedy.finished)
+        // Beam 2: "b <end>" (0.36) beats "<end>" (0.1, not in the beam) and every "a …" continuation.
+        let beam = BeamSearch(beamSize: 2, maxLength: 6).run(model, images: 1, startToken: 0, endToken: 1)[0]
+        XCTAssertEqual(beam.tokens, [3, 1])
+        XCTAssertTrue(beam.finished)
+        XCTAssertEqual(beam.logProb, logf(0.4) + logf(0.9), accuracy: 1e-6)
+        // Beam 3 also holds "<end>" at step 1 (score log 0.1): retired first, still loses to "b <end>".
+        XCTAssertEqual(BeamSearch(beamSize: 3, maxLength: 6).run(model, images: 1, startToken: 0, endToken: 1)[0].tokens, [3, 1])
+    }
+
+    func testNoEndTokenRunsToMaxLength() {
+        let model = TableModel(table: Self.table)
+        let h = BeamSearch(beamSize: 2, maxLength: 5).run(model, images: 1, startToken: 0, endToken: nil)[0]
+        XCTAssertEqual(h.tokens.count, 5)
+        XCTAssertFalse(h.finished)
+    }
+
+    func testLengthPenaltyChangesOnlyTheFinalChoice() {
+        // From <start>: <end> 0.4, a 0.6; after a: <end> 0.55, a 0.45. Beam 2 retires "<end>" (0.4) at step 1 and
+        // "a <end>" (0.33) at step 2. Plain scores pick the shorter; logProb / n^1 picks "a <end>" (−0.55 > −0.92).
+        let t: [[Float]] = [[-30, logf(0.4), logf(0.6)], [-1, -1, -1], [-30, logf(0.55), logf(0.45)]]
+        let model = TableModel(table: t)
+        let plain = BeamSearch(beamSize: 2, maxLength: 5).run(model, images: 1, startToken: 0, endToken: 1)[0]
+        XCTAssertEqual(plain.tokens, [1])
+        let penalised = BeamSearch(beamSize: 2, maxLength: 5, lengthPenalty: 1).run(model, images: 1, startToken: 0, endToken: 1)[0]
+        XCTAssertEqual(penalised.tokens, [2, 1])
+        XCTAssertEqual(penalised.logProb, logf(0.6) + logf(0.55), accuracy: 1e-6)
+    }
+}
