@@ -23,7 +23,10 @@ public struct ImageInfo: Equatable, Sendable {
 ///
 /// Handles baseline, progressive, grayscale and CMYK/YCCK JPEGs (with the EXIF orientation
 /// applied) and every PNG colour type and bit depth, interlaced or not (alpha and tRNS are
-/// dropped, not composited). The format comes from the magic bytes. Every failure is an
+/// dropped, not composited; 16-bit samples keep their high byte, except 16-bit grayscale, which
+/// Pillow opens as mode "I;16" and clips to 255 when converting to RGB: we match that, so such a
+/// file decodes mostly white, as it does for the Python reference). The format comes from the
+/// magic bytes. Every failure is an
 /// `ImageError` naming the file; nothing crashes, nothing is printed. A value type with no shared
 /// state: decode from as many threads as you like.
 ///
