@@ -111,8 +111,8 @@ struct ConvUnit {
     /// gradient of its input, or nil when `inputGradient` is false (first layer of a network).
     func backward(_ dy: Tensor, cache: Cache, _ p: Parameters, inputGradient: Bool = true,
                   workspace: ConvWorkspace) -> Tensor? {
-        var d = dy
-        if relu { ReLU().backward(inPlace: &d, output: cache.output) }
+        // Out of place: masking `dy` in place would first copy it (the caller still holds it).
+        var d = relu ? InferenceKernels.reluBackward(dy, output: cache.output) : dy
         if let bn, let z = cache.convOutput, let bc = cache.bnCache {
             d = bn.backward(d, input: z, cache: bc, p)
         }
