@@ -6,6 +6,8 @@ let allSubcommands: [ParsableCommand.Type] = [
     ScoreCommand.self,
     AttendCommand.self,
     SynthCommand.self,
+    TrainCommand.self,
+    EvalCommand.self,
     MetricsCommand.self,
     FeaturesCommand.self,
 ]
