@@ -3,6 +3,7 @@ import PackageDescription
 
 // Module map (see README "Architecture"):
 //   CImageIO, COpenBLAS  — C shims: libjpeg-turbo/libpng decoding with C-side error handling; cblas.h
+//   CKernels             — hand-vectorised C kernels with run-time CPU dispatch (AVX2+FMA when present)
 //   TensorCore           — Float32 tensors, SGEMM, kernels, RNG, threading, safetensors
 //   Imaging              — decoded RGB8 images, format sniffing, Pillow-exact resize, normalisation, PNG out
 //   NN                   — layers as forward/backward pairs, losses, optimisers
@@ -30,12 +31,13 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]
         ),
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=fast"])]),
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
         .target(name: "Imaging", dependencies: ["CImageIO", "TensorCore"], swiftSettings: optimise),
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: optimise),
         .target(name: "Video", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
         .target(name: "Vision", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
-        .target(name: "Captioning", dependencies: ["NN", "TensorCore", "Imaging", "Vision"], swiftSettings: optimise),
+        .target(name: "Captioning", dependencies: ["NN", "TensorCore", "Imaging", "Vision", "CKernels"], swiftSettings: optimise),
         .executableTarget(
             name: "caption",
             dependencies: [
@@ -44,7 +46,7 @@ let package = Package(
             ],
             swiftSettings: optimise
         ),
-        .executableTarget(name: "caption-bench", dependencies: ["TensorCore", "Imaging", "NN", "Vision", "Video"], path: "Sources/Bench", swiftSettings: optimise),
+        .executableTarget(name: "caption-bench", dependencies: ["TensorCore", "Imaging", "NN", "Vision", "Video", "Captioning"], path: "Sources/Bench", swiftSettings: optimise),
         .testTarget(name: "VideoTests", dependencies: ["Video", "NN", "TensorCore", "Imaging", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),

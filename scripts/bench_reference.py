@@ -175,6 +175,36 @@ def bench_decoder(beam, steps, images):
          seconds_per_image=t / images, images_per_s=images / t, ms_per_step=t / images / steps * 1000)
 
 
+def bench_decoder(beam, steps, images):
+    """The tutorial's caption_image_beam_search (as re-implemented in scripts/make_captioner_fixtures.py) at the
+    tutorial's sizes (L = 196, D = 2048, attention/embedding/LSTM 512, V = 9490), random weights, random
+    annotations, <end> masked so every search runs exactly `steps` steps; images one after another."""
+    import torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_captioner_fixtures import DecoderWithAttention, caption_image_beam_search
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    torch.manual_seed(0)
+    vocab = 9490
+    decoder = DecoderWithAttention(512, 512, 512, vocab, encoder_dim=2048).eval()
+    with torch.no_grad():  # the tutorial's init_weights()
+        decoder.embedding.weight.uniform_(-0.1, 0.1)
+        decoder.fc.weight.uniform_(-0.1, 0.1)
+        decoder.fc.bias.zero_()
+    word_map = {f"w{i}": i for i in range(vocab - 2)}
+    word_map["<start>"] = vocab - 2
+    word_map["<end>"] = -1  # never produced: no hypothesis retires
+    features = torch.rand(images, 14, 14, 2048)
+
+    def run():
+        with torch.inference_mode():
+            for i in range(images):
+                assert caption_image_beam_search(decoder, features[i:i + 1], word_map, beam, max_steps=steps) is None
+
+    t = best_time(3, run)
+    emit(bench="decoder", mode="greedy" if beam == 1 else f"beam{beam}", batch=images, steps=steps,
+         seconds_per_image=t / images, images_per_s=images / t, ms_per_step=t / images / steps * 1000)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -184,6 +214,7 @@ def main():
     s = sub.add_parser("encoder"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
     s = sub.add_parser("encoder-train"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
     s = sub.add_parser("encoder-memory"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
+    s = sub.add_parser("decoder"); s.add_argument("beam", type=int); s.add_argument("steps", type=int); s.add_argument("images", type=int, nargs="?", default=1)
     s = sub.add_parser("decoder"); s.add_argument("beam", type=int); s.add_argument("steps", type=int); s.add_argument("images", type=int, nargs="?", default=1)
     args = ap.parse_args()
     if args.mode == "sgemm":
@@ -198,6 +229,8 @@ def main():
         bench_encoder_train(args.arch, args.size, args.batch)
     elif args.mode == "encoder-memory":
         bench_encoder_memory(args.arch, args.size, args.batch)
+    elif args.mode == "decoder":
+        bench_decoder(args.beam, args.steps, args.images)
     elif args.mode == "decoder":
         bench_decoder(args.beam, args.steps, args.images)
 

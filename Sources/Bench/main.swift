@@ -55,6 +55,8 @@ case "encoder-memory":
     benchEncoderMemory(Array(args.dropFirst()))
 case "encoder-train":
     benchEncoderTraining(Array(args.dropFirst()))
+case "decoder":
+    benchDecoder(Array(args.dropFirst()))
 default:
     FileHandle.standardError.write(Data("usage: caption-bench sgemm N... | encoder ARCH SIZE BATCH | encoder-memory|encoder-train ARCH SIZE BATCH\n".utf8))
     exit(2)

@@ -1,4 +1,4 @@
-import Captioning
+@testable import Captioning
 import NN
 import TensorCore
 import TestSupport
@@ -91,6 +91,42 @@ final class BeamSearchTests: XCTestCase {
         let lp = fx.decoder.tokenLogProbabilities([fx.vocabulary.startIndex] + h.tokens, image: fx.decoder.encode(fx.image(1), fx.p), fx.p)
         XCTAssertEqual(lp.count, h.tokens.count)
         for (a, b) in zip(lp, h.tokenLogProbs) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    func testDecodingStepMatchesTheDecodersStep() throws {
+        let fx = try Self.load()
+        let images = fx.decoder.encode(fx.features, fx.p)
+        var rng = RNG(seed: 3)
+        for rows in [1, 2, 3, 5, 7, 13, 40] {  // the kernel's 4/3/2/1-row paths, and SGEMM above its limit
+            let tokens = (0..<rows).map { _ in rng.int(below: fx.vocabulary.count) }
+            let imageOfRow = (0..<rows).map { _ in rng.int(below: 3) }
+            let state = DecoderState(h: Tensor.randn([rows, 12], rng: &rng), c: Tensor.randn([rows, 12], rng: &rng))
+            let a = fx.decoder.step(tokens: tokens, state: state, images: images, imageOfRow: imageOfRow, fx.p)
+            let b = fx.decoder.decodingStep(tokens: tokens, state: state, images: images, imageOfRow: imageOfRow, fx.p)
+            assertClose(b.logits, a.logits, rtol: 1e-5, atol: 1e-5, "logits, \(rows) rows")
+            assertClose(b.alpha, a.alpha, rtol: 1e-5, atol: 1e-6, "alpha")
+            assertClose(b.state.h, a.state.h, rtol: 1e-5, atol: 1e-6, "h")
+            assertClose(b.state.c, a.state.c, rtol: 1e-5, atol: 1e-6, "c")
+        }
+    }
+
+    func testRowGEMMMatchesSGEMM() {
+        var rng = RNG(seed: 5)
+        for (n, k) in [(37, 19), (64, 512), (9, 8)] {
+            let w = Tensor.randn([n, k], rng: &rng), bias = Tensor.randn([n], rng: &rng)
+            for m in [1, 2, 3, 4, 5, 6, 9, 12, 33] {
+                let x = Tensor.randn([m, k], rng: &rng)
+                var expected = x.matmul(w, transposeOther: true)
+                for r in 0..<m { for j in 0..<n { expected.storage[r * n + j] += bias.storage[j] + 1 } }
+                var y = Tensor(shape: [m, n], repeating: 1)
+                x.withUnsafeBufferPointer { xb in w.withUnsafeBufferPointer { wb in bias.withUnsafeBufferPointer { bb in
+                    y.withUnsafeMutableBufferPointer {
+                        RowGEMM.linear(m: m, n: n, k: k, x: xb.baseAddress!, ldx: k, w: wb.baseAddress!, bias: bb.baseAddress!,
+                                       y: $0.baseAddress!, ldy: n, accumulate: true)
+                    } } } }
+                assertClose(y, expected, rtol: 1e-5, atol: 1e-4, "m=\(m) n=\(n) k=\(k)")
+            }
+        }
     }
 
     func testMaxLengthCutsAndMarksUnfinished() throws {

@@ -5,7 +5,8 @@ import TensorCore
 ///
 /// Rows never copy their image: each row only records which image it attends over (`imageOfRow`), and every
 /// step reads that image's annotations a (L×D) and projection encoder_att(a) (L×A, computed once by `encode`).
-/// A step runs decoder_att, f_beta, the LSTM and fc as one matrix product each over all live rows of all images.
+/// A step (`decodingStep`) runs decoder_att, f_beta, the LSTM and fc as one matrix product each over all live rows of
+/// all images.
 public struct AttentionStepModel: CaptionStepModel {
     public let decoder: AttentionDecoder
     public let parameters: Parameters
@@ -33,7 +34,7 @@ public struct AttentionStepModel: CaptionStepModel {
 
     /// rows×V logits and rows×L α.
     public func step(tokens: [Int], state: inout State) -> (scores: Tensor, alphas: Tensor) {
-        let out = decoder.step(tokens: tokens, state: state.decoder, images: images, imageOfRow: state.imageOfRow, parameters)
+        let out = decoder.decodingStep(tokens: tokens, state: state.decoder, images: images, imageOfRow: state.imageOfRow, parameters)
         state.decoder = out.state
         return (out.logits, out.alpha)
     }

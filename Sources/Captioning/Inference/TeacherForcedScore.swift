@@ -11,7 +11,7 @@ extension AttentionDecoder {
         var logProbs: [Float] = []
         logProbs.reserveCapacity(max(0, tokens.count - 1))
         for t in 0..<max(0, tokens.count - 1) {
-            let out = step(tokens: [tokens[t]], state: state, images: image, p)
+            let out = decodingStep(tokens: [tokens[t]], state: state, images: image, imageOfRow: nil, p)
             state = out.state
             logProbs.append(out.logits.withUnsafeBufferPointer { x in
                 x[tokens[t + 1]] - Kernels.logSumExp(x.count, x.baseAddress!)

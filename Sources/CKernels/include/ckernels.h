@@ -1,0 +1,17 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+/// Hand-vectorised C kernels with run-time CPU dispatch: on x86-64 the AVX2+FMA build of a kernel runs when
+/// the CPU has them (Swift code is compiled for baseline x86-64, i.e. SSE2 without FMA), else the portable
+/// build (the same source, vectorised for the baseline).
+
+/// y[r·ldy + j] = (accumulate ? y[r·ldy + j] : 0) + bias[j] + Σ_i x[r·ldx + i] · w[j·k + i]
+/// for r < m, j < n: a Linear layer (`w` n×k, PyTorch layout) on m rows, reading `w` once, four input rows
+/// at a time. `bias` may be NULL.
+void ck_linear_rows(int m, int n, int k, const float *x, int ldx, const float *w, const float *bias,
+                    float *y, int ldy, int accumulate);
+
+/// 1 when the AVX2+FMA build is in use.
+int ck_uses_avx2(void);
+
+#endif

@@ -1,0 +1,94 @@
+import NN
+import TensorCore
+
+extension AttentionDecoder {
+    /// One decoding step for the few rows of a search: the same computation as `step(tokens:state:images:imageOfRow:)`
+    /// (same kernels for the attention and the LSTM pointwise part), with every matrix product done by `RowGEMM`,
+    /// which reads each weight matrix once per step instead of packing it for SGEMM. For the tutorial's sizes that
+    /// is ~49 MB of weights per step (W_ih 21 MB, fc 19 MB, W_hh, f_beta, decoder_att 9 MB), whatever the row count.
+    ///
+    ///     att2 = decoder_att(h)   gate = σ(f_beta(h))   pre = W_hh·h + b_hh          (h: k×H)
+    ///     α, z = attention(encoder_att(a), att2, a)     x = [embedding(token) ; gate ⊙ z]
+    ///     pre += W_ih·x + b_ih   (h', c') = LSTM(pre, c)   logits = fc(h')
+    func decodingStep(tokens: [Int], state: DecoderState, images: EncodedImages, imageOfRow: [Int]?,
+                      _ p: Parameters) -> DecoderStepOutput {
+        let k = tokens.count, c = config
+        let (nL, nD, nA, nE, nH, nV, gw) = (images.pixels, c.encoderDim, c.attentionDim, c.embedDim, c.decoderDim,
+                                            c.vocabSize, c.gateWidth)
+        let nX = nE + nD, nG = 4 * nH
+        precondition(state.rows == k, "decoder step: \(k) tokens for \(state.rows) state rows")
+        precondition(imageOfRow.map { $0.count == k && $0.allSatisfy { $0 >= 0 && $0 < images.count } } ?? (k <= images.count),
+                     "decoder step: rows do not map onto the \(images.count) encoded images")
+        let tanhAttention = c.attentionActivation == .tanh
+        func linear(_ layer: Linear, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+            RowGEMM.linear(m: k, n: layer.outFeatures, k: layer.inFeatures, x: x, ldx: layer.inFeatures,
+                           w: p.value(layer.weight), bias: layer.bias.map { UnsafePointer(p.value($0)) },
+                           y: y, ldy: layer.outFeatures)
+        }
+
+        var att2 = [Float](repeating: 0, count: k * nA), gate = [Float](repeating: 0, count: k * gw)
+        var pre = [Float](repeating: 0, count: k * nG), x = [Float](repeating: 0, count: k * nX)
+        var context = [Float](repeating: 0, count: k * nD), tanhC = [Float](repeating: 0, count: k * nH)
+        var alpha = Tensor(shape: [k, nL]), h = Tensor(shape: [k, nH]), cell = Tensor(shape: [k, nH])
+        var logits = Tensor(shape: [k, nV])
+        let lstm = decodeStep
+        state.h.withUnsafeBufferPointer { hb in
+            let hp = hb.baseAddress!
+            att2.withUnsafeMutableBufferPointer { linear(decoderAtt, hp, $0.baseAddress!) }
+            gate.withUnsafeMutableBufferPointer { linear(fBeta, hp, $0.baseAddress!) }
+            pre.withUnsafeMutableBufferPointer {
+                RowGEMM.linear(m: k, n: nG, k: nH, x: hp, ldx: nH, w: p.value(lstm.weightHH),
+                               bias: lstm.biasHH.map { UnsafePointer(p.value($0)) }, y: $0.baseAddress!, ldy: nG)
+            }
+        }
+        let w = UnsafePointer(p.value(fullAtt.weight)), attBias = p.value(fullAtt.bias!)[0]
+        x.withUnsafeMutableBufferPointer { xb in
+            let xp = xb.baseAddress!
+            tokens.withUnsafeBufferPointer { embedding.forward(rows: k, tokens: $0.baseAddress!, into: xp, ldy: nX, p) }
+            images.projected.withUnsafeBufferPointer { e in
+                images.features.withUnsafeBufferPointer { f in
+                    att2.withUnsafeBufferPointer { a2 in
+                        gate.withUnsafeMutableBufferPointer { gb in
+                            alpha.withUnsafeMutableBufferPointer { ab in
+                                context.withUnsafeMutableBufferPointer { cb in
+                                    let (ep, fp, a2p, g, al, z) = (e.baseAddress!, f.baseAddress!, a2.baseAddress!,
+                                                                   gb.baseAddress!, ab.baseAddress!, cb.baseAddress!)
+                                    parallelFor(k) { r in
+                                        let image = imageOfRow?[r] ?? r
+                                        AttentionKernels.forwardRow(
+                                            pixels: nL, attentionDim: nA, encoderDim: nD, tanh: tanhAttention,
+                                            encAtt: ep + image * nL * nA, att2: a2p + r * nA, w: w, bias: attBias,
+                                            features: fp + image * nL * nD, alpha: al + r * nL, context: z + r * nD)
+                                        let gr = g + r * gw, zr = z + r * nD, xr = xp + r * nX + nE
+                                        AttentionKernels.sigmoid(gw, gr)
+                                        if gw == nD { for d in 0..<nD { xr[d] = gr[d] * zr[d] } }
+                                        else { let s = gr[0]; for d in 0..<nD { xr[d] = s * zr[d] } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            pre.withUnsafeMutableBufferPointer {
+                RowGEMM.linear(m: k, n: nG, k: nX, x: xp, ldx: nX, w: p.value(lstm.weightIH),
+                               bias: lstm.biasIH.map { UnsafePointer(p.value($0)) }, y: $0.baseAddress!, ldy: nG,
+                               accumulate: true)
+            }
+        }
+        pre.withUnsafeMutableBufferPointer { g in
+            state.c.withUnsafeBufferPointer { cp in
+                tanhC.withUnsafeMutableBufferPointer { tc in
+                    cell.withUnsafeMutableBufferPointer { cb in
+                        h.withUnsafeMutableBufferPointer { hb in
+                            LSTMCell.pointwiseForward(rows: k, hidden: nH, gates: g.baseAddress!, previousCell: cp.baseAddress!,
+                                                      cell: cb.baseAddress!, tanhCell: tc.baseAddress!, hidden: hb.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        h.withUnsafeBufferPointer { hb in logits.withUnsafeMutableBufferPointer { linear(fc, hb.baseAddress!, $0.baseAddress!) } }
+        return DecoderStepOutput(logits: logits, alpha: alpha, state: DecoderState(h: h, c: cell))
+    }
+}
