@@ -1,4 +1,9 @@
 import TensorCore
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// One named parameter tensor: a range of a model's flat parameter (and gradient) buffer.
 ///
@@ -62,16 +67,16 @@ public final class Parameters {
 
     public init(_ layout: ParameterLayout) {
         self.layout = layout
+        // calloc rather than allocate + fill: the kernel hands out zero pages lazily, so an
+        // inference-only process never touches (or holds) the gradient buffer's memory.
         let n = max(1, layout.totalCount)
-        values = .allocate(capacity: n)
-        values.initialize(repeating: 0, count: n)
-        grads = .allocate(capacity: n)
-        grads.initialize(repeating: 0, count: n)
+        values = calloc(n, MemoryLayout<Float>.stride)!.bindMemory(to: Float.self, capacity: n)
+        grads = calloc(n, MemoryLayout<Float>.stride)!.bindMemory(to: Float.self, capacity: n)
     }
 
     deinit {
-        values.deallocate()
-        grads.deallocate()
+        free(values)
+        free(grads)
     }
 
     @inlinable public func value(_ p: Param) -> UnsafeMutablePointer<Float> { values + p.offset }
