@@ -8,110 +8,64 @@
 
 typedef float v8 __attribute__((vector_size(32)));
 
-static inline __attribute__((always_inline)) v8 load8(const float *p) {
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE v8 load8(const float *p) {
     v8 v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline __attribute__((always_inline)) float hsum(v8 v) {
+INLINE float hsum(v8 v) {
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-static inline __attribute__((always_inline)) void put(float *y, float v, const float *bias, int j, int accumulate) {
-    float b = bias ? bias[j] : 0.0f;
-    *y = accumulate ? *y + (v + b) : v + b;
+/// One tile: weight rows j … j+RW−1 (those past n are computed on row j and dropped) against input rows
+/// 0 … RX−1, RW·RX independent accumulators so the FMA latency is hidden and each load feeds several FMAs.
+/// RW, RX are constants at every call site, so the loops unroll and the accumulators stay in registers.
+INLINE void tile(const int RW, const int RX, int k, const float *x, int ldx, const float *w, int j, int n,
+                 const float *bias, float *y, int ldy, int accumulate) {
+    const int k8 = k & ~7, valid = n - j < RW ? n - j : RW;
+    const float *wr[4], *xr[4];
+    for (int a = 0; a < RW; a++) wr[a] = w + (long)(j + (a < valid ? a : 0)) * k;
+    for (int b = 0; b < RX; b++) xr[b] = x + (long)b * ldx;
+    v8 acc[4][4];
+    for (int a = 0; a < RW; a++) for (int b = 0; b < RX; b++) acc[a][b] = (v8){0};
+    for (int i = 0; i < k8; i += 8) {
+        v8 xv[4];
+        for (int b = 0; b < RX; b++) xv[b] = load8(xr[b] + i);
+        for (int a = 0; a < RW; a++) {
+            v8 wv = load8(wr[a] + i);
+            for (int b = 0; b < RX; b++) acc[a][b] += wv * xv[b];
+        }
+    }
+    for (int a = 0; a < valid; a++) {
+        for (int b = 0; b < RX; b++) {
+            float s = hsum(acc[a][b]);
+            for (int i = k8; i < k; i++) s += wr[a][i] * xr[b][i];
+            s += bias ? bias[j + a] : 0.0f;
+            float *out = y + (long)b * ldy + j + a;
+            *out = accumulate ? *out + s : s;
+        }
+    }
 }
 
-static inline __attribute__((always_inline)) void linear_rows(int m, int n, int k, const float *x, int ldx,
-                                                               const float *w, const float *bias, float *y, int ldy,
-                                                               int accumulate) {
-    const int k8 = k & ~7;
+/// All weight rows against RX input rows, RW weight rows at a time.
+INLINE void pass(const int RW, const int RX, int n, int k, const float *x, int ldx, const float *w,
+                 const float *bias, float *y, int ldy, int accumulate) {
+    for (int j = 0; j < n; j += RW) tile(RW, RX, k, x, ldx, w, j, n, bias, y, ldy, accumulate);
+}
+
+INLINE void linear_rows(int m, int n, int k, const float *x, int ldx, const float *w, const float *bias, float *y,
+                        int ldy, int accumulate) {
+    // Tiles that fit the 16 vector registers: 2 weight rows × 4 input rows (8 accumulators + 4 inputs + 1 weight),
+    // 4 × 3 (12 + 3 + 1), 4 × 2, 4 × 1.
     int r = 0;
-    // Four input rows against two weight rows: 8 accumulators, each weight vector loaded once for 4 FMAs.
-    for (; r + 4 <= m; r += 4) {
-        const float *x0 = x + (long)r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
-        for (int j = 0; j < n; j += 2) {
-            const int two = j + 1 < n;
-            const float *w0 = w + (long)j * k, *w1 = two ? w0 + k : w0;
-            v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
-            for (int i = 0; i < k8; i += 8) {
-                v8 u = load8(w0 + i), v = load8(w1 + i);
-                v8 p0 = load8(x0 + i), p1 = load8(x1 + i), p2 = load8(x2 + i), p3 = load8(x3 + i);
-                a0 += u * p0; a1 += u * p1; a2 += u * p2; a3 += u * p3;
-                b0 += v * p0; b1 += v * p1; b2 += v * p2; b3 += v * p3;
-            }
-            float s[8] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3), hsum(b0), hsum(b1), hsum(b2), hsum(b3)};
-            for (int i = k8; i < k; i++) {
-                s[0] += w0[i] * x0[i]; s[1] += w0[i] * x1[i]; s[2] += w0[i] * x2[i]; s[3] += w0[i] * x3[i];
-                s[4] += w1[i] * x0[i]; s[5] += w1[i] * x1[i]; s[6] += w1[i] * x2[i]; s[7] += w1[i] * x3[i];
-            }
-            for (int q = 0; q < 4; q++) put(y + (long)(r + q) * ldy + j, s[q], bias, j, accumulate);
-            if (two) for (int q = 0; q < 4; q++) put(y + (long)(r + q) * ldy + j + 1, s[4 + q], bias, j + 1, accumulate);
-        }
-    }
-    // Three rows (the default beam) against two weight rows.
-    if (m - r == 3) {
-        const float *x0 = x + (long)r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx;
-        for (int j = 0; j < n; j += 2) {
-            const int two = j + 1 < n;
-            const float *w0 = w + (long)j * k, *w1 = two ? w0 + k : w0;
-            v8 a0 = {0}, a1 = {0}, a2 = {0}, b0 = {0}, b1 = {0}, b2 = {0};
-            for (int i = 0; i < k8; i += 8) {
-                v8 u = load8(w0 + i), v = load8(w1 + i), p0 = load8(x0 + i), p1 = load8(x1 + i), p2 = load8(x2 + i);
-                a0 += u * p0; a1 += u * p1; a2 += u * p2; b0 += v * p0; b1 += v * p1; b2 += v * p2;
-            }
-            float s[6] = {hsum(a0), hsum(a1), hsum(a2), hsum(b0), hsum(b1), hsum(b2)};
-            for (int i = k8; i < k; i++) {
-                s[0] += w0[i] * x0[i]; s[1] += w0[i] * x1[i]; s[2] += w0[i] * x2[i];
-                s[3] += w1[i] * x0[i]; s[4] += w1[i] * x1[i]; s[5] += w1[i] * x2[i];
-            }
-            for (int q = 0; q < 3; q++) put(y + (long)(r + q) * ldy + j, s[q], bias, j, accumulate);
-            if (two) for (int q = 0; q < 3; q++) put(y + (long)(r + q) * ldy + j + 1, s[3 + q], bias, j + 1, accumulate);
-        }
-        return;
-    }
-    // Two rows against two weight rows.
-    for (; r + 2 <= m; r += 2) {
-        const float *x0 = x + (long)r * ldx, *x1 = x0 + ldx;
-        for (int j = 0; j < n; j += 2) {
-            const int two = j + 1 < n;
-            const float *w0 = w + (long)j * k, *w1 = two ? w0 + k : w0;
-            v8 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
-            for (int i = 0; i < k8; i += 8) {
-                v8 u = load8(w0 + i), v = load8(w1 + i), p0 = load8(x0 + i), p1 = load8(x1 + i);
-                a0 += u * p0; a1 += u * p1; b0 += v * p0; b1 += v * p1;
-            }
-            float s[4] = {hsum(a0), hsum(a1), hsum(b0), hsum(b1)};
-            for (int i = k8; i < k; i++) {
-                s[0] += w0[i] * x0[i]; s[1] += w0[i] * x1[i]; s[2] += w1[i] * x0[i]; s[3] += w1[i] * x1[i];
-            }
-            put(y + (long)r * ldy + j, s[0], bias, j, accumulate);
-            put(y + (long)(r + 1) * ldy + j, s[1], bias, j, accumulate);
-            if (two) {
-                put(y + (long)r * ldy + j + 1, s[2], bias, j + 1, accumulate);
-                put(y + (long)(r + 1) * ldy + j + 1, s[3], bias, j + 1, accumulate);
-            }
-        }
-    }
-    // One row against four weight rows.
-    for (; r < m; r++) {
-        const float *x0 = x + (long)r * ldx;
-        for (int j = 0; j < n; j += 4) {
-            const int c = n - j < 4 ? n - j : 4;
-            const float *w0 = w + (long)j * k;
-            const float *w1 = c > 1 ? w0 + k : w0, *w2 = c > 2 ? w0 + 2 * k : w0, *w3 = c > 3 ? w0 + 3 * k : w0;
-            v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            for (int i = 0; i < k8; i += 8) {
-                v8 p = load8(x0 + i);
-                a0 += load8(w0 + i) * p; a1 += load8(w1 + i) * p; a2 += load8(w2 + i) * p; a3 += load8(w3 + i) * p;
-            }
-            float s[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
-            for (int i = k8; i < k; i++) {
-                s[0] += w0[i] * x0[i]; s[1] += w1[i] * x0[i]; s[2] += w2[i] * x0[i]; s[3] += w3[i] * x0[i];
-            }
-            for (int q = 0; q < c; q++) put(y + (long)r * ldy + j + q, s[q], bias, j + q, accumulate);
-        }
+    for (; m - r >= 4; r += 4) pass(2, 4, n, k, x + (long)r * ldx, ldx, w, bias, y + (long)r * ldy, ldy, accumulate);
+    switch (m - r) {
+    case 3: pass(4, 3, n, k, x + (long)r * ldx, ldx, w, bias, y + (long)r * ldy, ldy, accumulate); break;
+    case 2: pass(4, 2, n, k, x + (long)r * ldx, ldx, w, bias, y + (long)r * ldy, ldy, accumulate); break;
+    case 1: pass(4, 1, n, k, x + (long)r * ldx, ldx, w, bias, y + (long)r * ldy, ldy, accumulate); break;
     }
 }
 
@@ -127,18 +81,24 @@ static void linear_rows_avx2(int m, int n, int k, const float *x, int ldx, const
     linear_rows(m, n, k, x, ldx, w, bias, y, ldy, accumulate);
 }
 
-static int avx2_state = -1;
+static int avx2_state = -1, avx2_allowed = 1;
 
 int ck_uses_avx2(void) {
     if (avx2_state < 0) {
         __builtin_cpu_init();
         avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
-    return avx2_state;
+    return avx2_state && avx2_allowed;
 }
 #else
+static int avx2_allowed = 1;
 int ck_uses_avx2(void) { return 0; }
 #endif
+
+int ck_allow_avx2(int allow) {
+    avx2_allowed = allow;
+    return ck_uses_avx2();
+}
 
 void ck_linear_rows(int m, int n, int k, const float *x, int ldx, const float *w, const float *bias,
                     float *y, int ldy, int accumulate) {

@@ -111,6 +111,13 @@ final class BeamSearchTests: XCTestCase {
     }
 
     func testRowGEMMMatchesSGEMM() {
+        checkRowGEMM()
+        RowGEMM.allowAVX2(false)  // the portable build (what CPUs without AVX2+FMA, and arm64, run)
+        defer { RowGEMM.allowAVX2(true) }
+        checkRowGEMM()
+    }
+
+    func checkRowGEMM(file: StaticString = #filePath, line: UInt = #line) {
         var rng = RNG(seed: 5)
         for (n, k) in [(37, 19), (64, 512), (9, 8)] {
             let w = Tensor.randn([n, k], rng: &rng), bias = Tensor.randn([n], rng: &rng)
@@ -124,7 +131,7 @@ final class BeamSearchTests: XCTestCase {
                         RowGEMM.linear(m: m, n: n, k: k, x: xb.baseAddress!, ldx: k, w: wb.baseAddress!, bias: bb.baseAddress!,
                                        y: $0.baseAddress!, ldy: n, accumulate: true)
                     } } } }
-                assertClose(y, expected, rtol: 1e-5, atol: 1e-4, "m=\(m) n=\(n) k=\(k)")
+                assertClose(y, expected, rtol: 1e-5, atol: 1e-4, "m=\(m) n=\(n) k=\(k) avx2=\(RowGEMM.usesAVX2)", file: file, line: line)
             }
         }
     }

@@ -14,4 +14,8 @@ void ck_linear_rows(int m, int n, int k, const float *x, int ldx, const float *w
 /// 1 when the AVX2+FMA build is in use.
 int ck_uses_avx2(void);
 
+/// Allows (1, the default) or forbids (0) the AVX2+FMA build, e.g. so tests can check the portable one.
+/// Returns whether it is in use afterwards.
+int ck_allow_avx2(int allow);
+
 #endif

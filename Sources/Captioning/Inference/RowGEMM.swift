@@ -37,4 +37,10 @@ enum RowGEMM {
                            y + j0, Int32(ldy), accumulate ? 1 : 0)
         }
     }
+
+    /// True when the AVX2+FMA build of the kernel runs.
+    static var usesAVX2: Bool { ck_uses_avx2() != 0 }
+
+    /// Forbids (or allows again) the AVX2+FMA build, so tests can check the portable one.
+    static func allowAVX2(_ allow: Bool) { _ = ck_allow_avx2(allow ? 1 : 0) }
 }
