@@ -38,6 +38,7 @@ struct DescribeCommand: ParsableCommand {
                 let r = try captioner.caption(imagePath: path, beam: search.beam, maxLength: search.maxLength,
                                               lengthPenalty: search.lengthPenalty)
                 print(format == .json ? r.jsonLine(image: path) : "\(path)\t\(r.caption)")
+                fflush(stdout)  // each line as soon as its image is done
                 if !r.finished { Log.info("\(path): no <end> within \(search.maxLength ?? captioner.config.maxLength) words; caption cut") }
             } catch {
                 Log.error("\(error)")  // ImageError: "<image>: <problem>"
