@@ -209,6 +209,23 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testCheckpointOptionsKeepNilFieldsAndReadOlderCheckpoints() throws {
+        var o = TrainingOptions()
+        o.validationSplit = nil   // nil here, "val" by default: must not come back as the default
+        o.maxSteps = 5
+        o.fineTuneFrom = "layer2"
+        o.clipping = .value(2)
+        o.scheduledSampling = ScheduledSampling(kind: .inverseSigmoid, k: 50, minimum: 0.2, sampleModelToken: true)
+        let text = try TrainingCheckpoint.encodeAgainstDefaults(o, defaults: TrainingOptions())
+        XCTAssertEqual(try TrainingCheckpoint.decodeOverDefaults(text, defaults: TrainingOptions()), o)
+        // A checkpoint written before a field existed reads it as the default.
+        var object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+        object.removeValue(forKey: "batchNormRecalibration")
+        let older = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        XCTAssertEqual(try TrainingCheckpoint.decodeOverDefaults(older, defaults: TrainingOptions()).batchNormRecalibration,
+                       TrainingOptions().batchNormRecalibration)
+    }
+
     func testEvaluationOfATrainedFolder() throws {
         var options = Self.tinyOptions(fineTune: true)
         options.epochs = 1

@@ -52,14 +52,12 @@ enum TrainingCheckpoint {
             w.add("adam.encoder.m", Tensor(shape: [ep.count], storage: encoderAdam.m))
             w.add("adam.encoder.v", Tensor(shape: [ep.count], storage: encoderAdam.v))
         }
-        let json = JSONEncoder()
-        json.outputFormatting = [.sortedKeys]
         do {
             let config = try JSONSerialization.data(withJSONObject: model.configJSON, options: [.sortedKeys])
             w.metadata = [
                 "format": format,
-                "options": String(decoding: try json.encode(options), as: UTF8.self),
-                "state": String(decoding: try json.encode(state), as: UTF8.self),
+                "options": try encodeAgainstDefaults(options, defaults: TrainingOptions()),
+                "state": try encodeAgainstDefaults(state, defaults: TrainingState()),
                 "config": String(decoding: config, as: UTF8.self),
                 "vocab": String(decoding: model.vocabulary.jsonData(), as: UTF8.self),
             ]
@@ -89,11 +87,10 @@ enum TrainingCheckpoint {
         guard meta["format"] == format else { throw bad("not a training checkpoint (format \(meta["format"] ?? "missing"))") }
         guard let optionsText = meta["options"], let stateText = meta["state"], let configText = meta["config"],
               let vocabText = meta["vocab"] else { throw bad("checkpoint metadata incomplete") }
-        let decoder = JSONDecoder()
         let options: TrainingOptions, state: TrainingState
         do {
-            options = try decoder.decode(TrainingOptions.self, from: Data(optionsText.utf8))
-            state = try decoder.decode(TrainingState.self, from: Data(stateText.utf8))
+            options = try decodeOverDefaults(optionsText, defaults: TrainingOptions())
+            state = try decodeOverDefaults(stateText, defaults: TrainingState())
         } catch { throw bad("unreadable checkpoint state: \(error)") }
         guard let config = (try? JSONSerialization.jsonObject(with: Data(configText.utf8))) as? [String: Any],
               let wordMap = (try? JSONSerialization.jsonObject(with: Data(vocabText.utf8))) as? [String: Int] else {
@@ -120,5 +117,27 @@ enum TrainingCheckpoint {
         }
         return Contents(model: model, options: options, state: state, decoderMoments: decoderMoments,
                         encoderMoments: encoderMoments)
+    }
+
+    /// Decodes `text` over the JSON of `defaults`, so that a checkpoint written before a field existed reads with the
+    /// field's default.
+    static func decodeOverDefaults<T: Codable>(_ text: String, defaults: T) throws -> T {
+        let base = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(defaults)) as? [String: Any] ?? [:]
+        guard let stored = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw TrainingError(file: "checkpoint", "not a JSON object")
+        }
+        let merged = base.merging(stored) { _, new in new }
+        return try JSONDecoder().decode(T.self, from: try JSONSerialization.data(withJSONObject: merged))
+    }
+
+    /// `value` as JSON text with an explicit null for every field that is nil here but set in `defaults` (the
+    /// synthesized encoder omits nil fields, which `decodeOverDefaults` would otherwise read as the default).
+    static func encodeAgainstDefaults<T: Codable>(_ value: T, defaults: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var object = try JSONSerialization.jsonObject(with: try encoder.encode(value)) as? [String: Any] ?? [:]
+        let base = try JSONSerialization.jsonObject(with: try encoder.encode(defaults)) as? [String: Any] ?? [:]
+        for key in base.keys where object[key] == nil { object[key] = NSNull() }
+        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 }

@@ -64,6 +64,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var lrPatience = 8
     /// Stop after `earlyStoppingPatience` validations without a new best BLEU-4 (0 disables).
     public var earlyStoppingPatience = 20
+    /// Fine-tuned encoder: before each validation (and before the model is written), re-estimate BatchNorm's
+    /// running statistics for the current weights from this many training-mode passes over fixed training batches
+    /// (0: keep the running averages gathered during training, which lag behind fast-changing weights).
+    public var batchNormRecalibration = 20
 
     // MARK: Checkpoints and caching
 
@@ -100,6 +104,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         guard validationImages >= 0 else { throw bad("--val-images must be 0 (all) or positive") }
         guard lrDecayFactor >= 0 && lrDecayFactor <= 1 else { throw bad("--lr-decay must be in [0, 1]") }
         guard lrPatience >= 0, earlyStoppingPatience >= 0 else { throw bad("patience values must be non-negative") }
+        guard batchNormRecalibration >= 0 else { throw bad("--bn-recalibration must be non-negative") }
         guard checkpointEverySteps.map({ $0 >= 1 }) ?? true else { throw bad("--checkpoint-every must be at least 1") }
         guard validateEverySteps.map({ $0 >= 1 }) ?? true else { throw bad("--val-every must be at least 1") }
         switch clipping {

@@ -125,6 +125,8 @@ struct TrainCommand: ParsableCommand {
     var lrPatience: Int?
     @Option(name: .long, help: "Validations without a better BLEU-4 before stopping (default 20; 0 = never).")
     var earlyStop: Int?
+    @Option(name: .long, help: "Training-mode passes that re-estimate a fine-tuned encoder's BatchNorm statistics before each validation (default 20; 0 = off).")
+    var bnRecalibration: Int?
     @Option(name: .long, help: "Also checkpoint every N steps.")
     var checkpointEvery: Int?
     @Option(name: .long, help: "Memory for cached features / decoded images, MB (default 2048).")
@@ -152,7 +154,7 @@ struct TrainCommand: ParsableCommand {
             ("--fine-tune-from", fineTuneFrom != nil), ("--scheduled-sampling", scheduledSampling != nil),
             ("--ss-k", ssK != nil), ("--ss-c", ssC != nil), ("--ss-min", ssMin != nil), ("--ss-sample", ssSample),
             ("--val-beam", valBeam != nil), ("--val-images", valImages != nil), ("--lr-decay", lrDecay != nil),
-            ("--lr-patience", lrPatience != nil), ("--early-stop", earlyStop != nil),
+            ("--lr-patience", lrPatience != nil), ("--early-stop", earlyStop != nil), ("--bn-recalibration", bnRecalibration != nil),
             ("--cache-memory", cacheMemory != nil), ("--cache-disk", cacheDisk != nil),
         ]
         return given.filter(\.1).map(\.0)
@@ -204,6 +206,7 @@ struct TrainCommand: ParsableCommand {
         if let lrDecay { o.lrDecayFactor = lrDecay }
         if let lrPatience { o.lrPatience = lrPatience }
         if let earlyStop { o.earlyStoppingPatience = earlyStop }
+        if let bnRecalibration { o.batchNormRecalibration = bnRecalibration }
         o.checkpointEverySteps = checkpointEvery
         if let cacheMemory { o.cacheMemoryBytes = cacheMemory << 20 }
         if let cacheDisk { o.cacheDiskBytes = cacheDisk << 20 }
