@@ -2,7 +2,7 @@
 # Side-by-side benchmarks: ours (caption-bench, release build) against the Python references
 # (numpy / Pillow / PyTorch, 2 threads) in one run, on this machine, printed as ratios.
 #
-#   scripts/bench.sh [SECTION...]      sections: sgemm decode encoder decoder (default: all)
+#   scripts/bench.sh [SECTION...]      sections: sgemm decode encoder train decoder (default: all)
 #
 # Needs a Python venv with the references: $VENV (default /tmp/venv), created if missing with
 #   python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch torchvision pillow numpy safetensors
@@ -20,7 +20,7 @@ if [ ! -x "$PY" ]; then
 fi
 swift build -c release --product caption-bench >&2
 BENCH=.build/release/caption-bench
-sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode encoder decoder)
+sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode encoder train decoder)
 results=$(mktemp); trap 'rm -f "$results"' EXIT
 
 run() {  # run SIDE CMD...: tag each JSON line with the side that produced it
@@ -48,6 +48,12 @@ for s in "${sections[@]}"; do
         run reference "$PY" scripts/bench_reference.py encoder-train compact 96 32
         run ours "$BENCH" encoder-memory resnet101 256 8
         run reference "$PY" scripts/bench_reference.py encoder-memory resnet101 256 8 ;;
+    train)
+        # One decoder training step (forward, loss, backward, clip, Adam) at the tutorial's sizes, features given.
+        for kind in teacher sampled; do
+            run ours "$BENCH" train 32 20 $kind
+            run reference "$PY" scripts/bench_reference.py train 32 20 $kind
+        done ;;
     decoder)
         # Caption decoding per image at the tutorial's sizes (L=196, D=2048, 512-wide, V=9490), random weights,
         # <end> masked so both sides run 20 steps: beam 3 and greedy, one image, then 8 images (stepped together
@@ -65,7 +71,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def key(r):
     return tuple((k, r[k]) for k in sorted(r) if k in ("bench", "n", "model", "batch", "size", "mode"))
-metric = {"decoder": "images_per_s", "sgemm": "gflops", "decode_resize": "images_per_s", "encoder": "images_per_s", "encoder_train": "images_per_s",
+metric = {"decoder": "images_per_s", "train_step": "captions_per_s", "sgemm": "gflops", "decode_resize": "images_per_s", "encoder": "images_per_s", "encoder_train": "images_per_s",
           "encoder_memory": "peak_rss_mb"}
 ref = {key(r): r for r in rows if r["side"] == "reference"}
 print(f"# threads={sys.argv[2]}  (ratio = ours / reference; higher is better)")

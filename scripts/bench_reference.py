@@ -175,34 +175,71 @@ def bench_decoder(beam, steps, images):
          seconds_per_image=t / images, images_per_s=images / t, ms_per_step=t / images / steps * 1000)
 
 
-def bench_decoder(beam, steps, images):
-    """The tutorial's caption_image_beam_search (as re-implemented in scripts/make_captioner_fixtures.py) at the
-    tutorial's sizes (L = 196, D = 2048, attention/embedding/LSTM 512, V = 9490), random weights, random
-    annotations, <end> masked so every search runs exactly `steps` steps; images one after another."""
+def bench_train(batch, caplen, mode):
+    """One decoder training step as the tutorial's train.py takes it, at the tutorial's sizes (L = 196, D = 2048,
+    attention/embedding/LSTM 512, V = 9490, dropout 0.5) on given random features: forward (the tutorial's
+    DecoderWithAttention, re-implemented in scripts/make_decoder_fixtures.py), packed cross-entropy + doubly
+    stochastic term, backward, clip_grad_norm_(5), Adam. Caption lengths caplen-4 .. caplen+4 as caption-bench's.
+    `sampled`: scheduled sampling with a coin per token, ε = 0.75, the previous step's argmax (detached)."""
     import torch
+    import torch.nn.functional as F
+    from torch.nn.utils.rnn import pack_padded_sequence
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from make_captioner_fixtures import DecoderWithAttention, caption_image_beam_search
+    from make_decoder_fixtures import DecoderWithAttention
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     torch.manual_seed(0)
     vocab = 9490
-    decoder = DecoderWithAttention(512, 512, 512, vocab, encoder_dim=2048).eval()
+    dec = DecoderWithAttention(512, 512, 512, vocab, 2048)
+    dec.dropout = torch.nn.Dropout(0.5)
     with torch.no_grad():  # the tutorial's init_weights()
-        decoder.embedding.weight.uniform_(-0.1, 0.1)
-        decoder.fc.weight.uniform_(-0.1, 0.1)
-        decoder.fc.bias.zero_()
-    word_map = {f"w{i}": i for i in range(vocab - 2)}
-    word_map["<start>"] = vocab - 2
-    word_map["<end>"] = -1  # never produced: no hypothesis retires
-    features = torch.rand(images, 14, 14, 2048)
+        dec.embedding.weight.uniform_(-0.1, 0.1)
+        dec.fc.weight.uniform_(-0.1, 0.1)
+        dec.fc.bias.zero_()
+    dec.train()
+    opt = torch.optim.Adam(dec.parameters(), lr=4e-4)
+    features = torch.rand(batch, 196, 2048)
+    lengths = torch.tensor([caplen - 4 + i % 9 for i in range(batch)])
+    captions = torch.zeros(batch, caplen + 5, dtype=torch.int64)
+    for i, n in enumerate(lengths.tolist()):
+        captions[i, 0] = vocab - 2
+        captions[i, 1:n - 1] = torch.randint(1, vocab - 3, (n - 2,))
+        captions[i, n - 1] = vocab - 1
 
-    def run():
-        with torch.inference_mode():
-            for i in range(images):
-                assert caption_image_beam_search(decoder, features[i:i + 1], word_map, beam, max_steps=steps) is None
+    def forward_sampled(encoder_out, caps, lens, eps=0.75):
+        lens, sort_ind = lens.sort(dim=0, descending=True)
+        encoder_out, caps = encoder_out[sort_ind], caps[sort_ind]
+        mean = encoder_out.mean(dim=1)
+        h, c = dec.init_h(mean), dec.init_c(mean)
+        decode_lengths = (lens - 1).tolist()
+        T = max(decode_lengths)
+        predictions = torch.zeros(batch, T, vocab)
+        alphas = torch.zeros(batch, T, encoder_out.size(1))
+        for t in range(T):
+            bt = sum(l > t for l in decode_lengths)
+            tokens = caps[:bt, t]
+            if t > 0:
+                model = predictions[:bt, t - 1].detach().argmax(dim=1)
+                tokens = torch.where(torch.rand(bt) < eps, tokens, model)
+            awe, alpha = dec.attention(encoder_out[:bt], h[:bt])
+            awe = torch.sigmoid(dec.f_beta(h[:bt])) * awe
+            h, c = dec.decode_step(torch.cat([dec.embedding(tokens), awe], dim=1), (h[:bt], c[:bt]))
+            predictions[:bt, t, :] = dec.fc(dec.dropout(h))
+            alphas[:bt, t, :] = alpha
+        return predictions, caps, decode_lengths, alphas, sort_ind
 
-    t = best_time(3, run)
-    emit(bench="decoder", mode="greedy" if beam == 1 else f"beam{beam}", batch=images, steps=steps,
-         seconds_per_image=t / images, images_per_s=images / t, ms_per_step=t / images / steps * 1000)
+    def step():
+        run = forward_sampled if mode == "sampled" else dec
+        scores, caps_sorted, decode_lengths, alphas, _ = run(features, captions, lengths)
+        targets = pack_padded_sequence(caps_sorted[:, 1:], decode_lengths, batch_first=True).data
+        scores = pack_padded_sequence(scores, decode_lengths, batch_first=True).data
+        loss = F.cross_entropy(scores, targets) + ((1.0 - alphas.sum(dim=1)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dec.parameters(), 5.0)
+        opt.step()
+
+    t = best_time(3, step)
+    emit(bench="train_step", mode=mode, batch=batch, size=caplen, seconds=t, captions_per_s=batch / t)
 
 
 def main():
@@ -215,7 +252,7 @@ def main():
     s = sub.add_parser("encoder-train"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
     s = sub.add_parser("encoder-memory"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
     s = sub.add_parser("decoder"); s.add_argument("beam", type=int); s.add_argument("steps", type=int); s.add_argument("images", type=int, nargs="?", default=1)
-    s = sub.add_parser("decoder"); s.add_argument("beam", type=int); s.add_argument("steps", type=int); s.add_argument("images", type=int, nargs="?", default=1)
+    s = sub.add_parser("train"); s.add_argument("batch", type=int); s.add_argument("caplen", type=int); s.add_argument("kind", nargs="?", default="teacher")
     args = ap.parse_args()
     if args.mode == "sgemm":
         bench_sgemm(args.sizes)
@@ -231,8 +268,8 @@ def main():
         bench_encoder_memory(args.arch, args.size, args.batch)
     elif args.mode == "decoder":
         bench_decoder(args.beam, args.steps, args.images)
-    elif args.mode == "decoder":
-        bench_decoder(args.beam, args.steps, args.images)
+    elif args.mode == "train":
+        bench_train(args.batch, args.caplen, args.kind)
 
 
 if __name__ == "__main__":

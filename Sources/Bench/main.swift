@@ -57,6 +57,8 @@ case "encoder-train":
     benchEncoderTraining(Array(args.dropFirst()))
 case "decoder":
     benchDecoder(Array(args.dropFirst()))
+case "train":
+    benchTrain(Array(args.dropFirst()))
 default:
     FileHandle.standardError.write(Data("usage: caption-bench sgemm N... | encoder ARCH SIZE BATCH | encoder-memory|encoder-train ARCH SIZE BATCH\n".utf8))
     exit(2)
