@@ -15,8 +15,9 @@ and the metadata entry `<case>` holds {"config": VideoModelConfig as config.json
 
 Cases: a 2-layer LSTM composite with an embedding and conditional decoders under teacher forcing; a
 bidirectional GRU with a free-running (ε = 0, outputs fed back detached) conditional reconstruction decoder and
-an unconditioned future predictor; a 2-layer bidirectional tanh-RNN on feature vectors (squared error); and a
-1-layer LSTM under truncated BPTT (k1, k2) = (2, 3). As in the other fixture scripts, inputs and parameters are
+an unconditioned future predictor; a 2-layer bidirectional tanh-RNN on feature vectors (squared error); a
+1-layer LSTM under truncated BPTT (k1, k2) = (2, 3); and an LSTM whose decoders share one readout, the
+reconstruction decoder free-running. As in the other fixture scripts, inputs and parameters are
 drawn in float32 and everything is computed in float64 from those exact values.
 """
 import json
@@ -46,6 +47,7 @@ CASES = {
     "rnn_bi2_features": (config(input="features", feature_dimension=7, cell="rnn_tanh", layers=2, bidirectional=True,
                                 embedding_size=0, reconstruction="unconditioned", hidden_size=3), 1.0, None),
     "lstm_tbptt": (config(observed_frames=5, future_frames=5), 1.0, (2, 3)),
+    "lstm_shared_readout_free_running": (config(shared_readout=True, future="unconditioned"), 0.0, None),
 }
 
 

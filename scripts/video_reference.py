@@ -32,11 +32,11 @@ def make_rnn(cell, input_size, hidden, layers, bidirectional=False):
 
 
 class Decoder(nn.Module):
-    def __init__(self, cell, layers, input_size, hidden, frame_dim, conditional):
+    def __init__(self, cell, layers, input_size, hidden, frame_dim, conditional, own_readout=True):
         super().__init__()
         self.conditional = conditional
         self.rnn = make_rnn(cell, input_size if conditional else 1, hidden, layers)
-        self.readout = nn.Linear(hidden, frame_dim)
+        self.readout = nn.Linear(hidden, frame_dim) if own_readout else None
 
 
 class VideoAutoencoder(nn.Module):
@@ -55,11 +55,16 @@ class VideoAutoencoder(nn.Module):
         rnn_in = self.e if self.e > 0 else d
         self.frame_embed = nn.Linear(d, self.e) if self.e > 0 else None
         self.encoder = make_rnn(self.cell, rnn_in, self.h, self.layers, cfg["bidirectional"])
+        shared = cfg.get("shared_readout", False)
         for role in ("reconstruction", "future"):
             kind = cfg[role]
             module = None if kind == "none" else Decoder(self.cell, self.layers, rnn_in, self.dirs * self.h, d,
-                                                          kind == "conditional")
+                                                          kind == "conditional", own_readout=not shared)
             setattr(self, role, module)
+        self.readout = nn.Linear(self.dirs * self.h, d) if shared else None
+
+    def readout_of(self, decoder):
+        return self.readout if self.readout is not None else decoder.readout
 
     # -- pieces --------------------------------------------------------------------------------------------
     def embed(self, frames):
@@ -94,7 +99,7 @@ class VideoAutoencoder(nn.Module):
         steps, batch, _ = targets.shape
         if not decoder.conditional or (teacher >= 1 and not free):
             out, _ = decoder.rnn(self.decoder_inputs(decoder, targets[:-1], steps, batch, targets), state)
-            return decoder.readout(out)
+            return self.readout_of(decoder)(out)
         width = self.e if self.e > 0 else self.d
         inp = targets.new_zeros(1, batch, width)
         outputs = []
@@ -108,7 +113,7 @@ class VideoAutoencoder(nn.Module):
                     frame = torch.where(coins[:, None], targets[k - 1], own)
                 inp = self.embed(frame)[None]
             out, state = decoder.rnn(inp, state)
-            outputs.append(decoder.readout(out[0]))
+            outputs.append(self.readout_of(decoder)(out[0]))
         return torch.stack(outputs)
 
     def encode(self, observed):
@@ -178,7 +183,7 @@ class VideoAutoencoder(nn.Module):
                 s = max(end - k2, 0)
                 init = state if s == 0 else self._detach(dstates[s])
                 out, _ = decoder.rnn(inputs[s:end], init)
-                logits = decoder.readout(out[outputs_from - s:])
+                logits = self.readout_of(decoder)(out[outputs_from - s:])
                 total = total + self.frame_loss(logits, tg[outputs_from:end]) * (end - outputs_from) / steps
                 outputs_from, end = end, min(end + k1, steps)
         return total
@@ -199,3 +204,61 @@ class VideoAutoencoder(nn.Module):
             zero = torch.zeros_like(h)
             states[0] = (zero, zero) if isinstance(states[1], tuple) else zero
         return None, states
+
+
+# -- benchmark (scripts/bench.sh video) -----------------------------------------------------------------------
+BENCH_PRESETS = {
+    # weights/video's architecture (Sources/Bench/VideoBench.swift has the same table)
+    "shipped": {"input": "pixels", "frame_size": 64, "channels": 1, "feature_dimension": 0, "feature_encoder": None,
+                "cell": "lstm", "hidden_size": 256, "layers": 1, "bidirectional": False, "embedding_size": 256,
+                "reconstruction": "unconditioned", "future": "unconditioned", "observed_frames": 10, "future_frames": 10},
+}
+BENCH_PRESETS["conditional"] = dict(BENCH_PRESETS["shipped"], reconstruction="conditional", future="conditional")
+
+
+def bench(model_name="shipped", batch=16, steps=5, repeats=3, overrides=()):
+    """Training steps per second of the same model in PyTorch (zero_grad, forward, backward, clip_grad_norm_,
+    Adam), best of `repeats` runs of `steps` steps; prints one JSON line like caption-bench video."""
+    import json
+    import time
+    cfg = dict(BENCH_PRESETS[model_name])
+    for item in overrides:
+        key, value = item.split("=", 1)
+        key = {"hidden": "hidden_size", "embedding": "embedding_size"}.get(key, key)
+        cfg[key] = value if key in ("cell", "reconstruction", "future") else (value in ("1", "true") if key == "bidirectional" else int(value))
+    torch.manual_seed(0)
+    model = VideoAutoencoder(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    frames = (torch.rand(cfg["observed_frames"] + cfg["future_frames"], batch, model.d) < 0.1).float()
+
+    def step():
+        optimizer.zero_grad()
+        loss, _ = model(frames)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 100)
+        optimizer.step()
+
+    step()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = min(best, (time.perf_counter() - t0) / steps)
+    params = sum(p.numel() for n, p in model.named_parameters()
+                 if not (n.endswith("rnn.weight_ih_l0") and not getattr(model, n.split(".")[0]).conditional))
+    print(json.dumps({"bench": "video_train", "model": model_name, "batch": batch, "threads": torch.get_num_threads(),
+                      "parameters": params, "seconds_per_step": best, "sequences_per_s": batch / best}, sort_keys=True),
+          flush=True)
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description="PyTorch video autoencoder benchmark")
+    ap.add_argument("--model", default="shipped")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("overrides", nargs="*")
+    a = ap.parse_args()
+    bench(a.model, a.batch, a.steps, a.repeats, a.overrides)

@@ -22,6 +22,8 @@ struct FrameDecoder<Cell: RecurrentCell> {
     /// `cells[l]`: layer l; layer 0 reads E (or D) floats when conditional, nothing otherwise.
     let cells: [Cell]
     let readout: Linear
+    /// False when the readout is shared with the other decoder (its owner initialises it).
+    let ownsReadout: Bool
     let conditional: Bool
     let loss: VideoModelConfig.Loss
 
@@ -29,9 +31,9 @@ struct FrameDecoder<Cell: RecurrentCell> {
     var hiddenSize: Int { cells[0].hiddenSize }
     var frameDimension: Int { readout.outFeatures }
 
-    /// Builds `<name>.rnn` (parameters `weight_ih_l<k>` …) and `<name>.readout`.
+    /// Builds `<name>.rnn` (parameters `weight_ih_l<k>` …) and `<name>.readout`, or uses `sharedReadout`.
     init(_ name: String, layers: Int, inputSize: Int, hiddenSize: Int, frameDimension: Int, conditional: Bool,
-         loss: VideoModelConfig.Loss, layout: inout ParameterLayout,
+         loss: VideoModelConfig.Loss, sharedReadout: Linear? = nil, layout: inout ParameterLayout,
          makeCell: (String, Int, Int, String, inout ParameterLayout) -> Cell) {
         var cells: [Cell] = []
         for l in 0..<layers {
@@ -39,14 +41,16 @@ struct FrameDecoder<Cell: RecurrentCell> {
             cells.append(makeCell(name + ".rnn", input, hiddenSize, "_l\(l)", &layout))
         }
         self.cells = cells
-        readout = Linear(name + ".readout", inFeatures: hiddenSize, outFeatures: frameDimension, layout: &layout)
+        readout = sharedReadout
+            ?? Linear(name + ".readout", inFeatures: hiddenSize, outFeatures: frameDimension, layout: &layout)
+        ownsReadout = sharedReadout == nil
         self.conditional = conditional
         self.loss = loss
     }
 
     func initializePyTorchDefault(_ p: Parameters, rng: inout RNG) {
         for cell in cells { cell.initializePyTorchDefault(p, rng: &rng) }
-        readout.initializePyTorchDefault(p, rng: &rng)
+        if ownsReadout { readout.initializePyTorchDefault(p, rng: &rng) }
     }
 
     /// Everything `backward` needs from `forward`.

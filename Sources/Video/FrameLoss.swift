@@ -30,7 +30,7 @@ public enum FrameLoss {
             // Eight at a time: e = exp(−|x|), σ(x) = (x ≥ 0 ? 1 : e) / (1 + e), ℓ = max(x, 0) − x·t + log(1 + e).
             while j + 8 <= d {
                 let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self)
-                let e = FastMath.expNonPositive(pointwiseMin(v, -v))   // −|x|
+                let e = FastMath.expNonPositive(v.replacing(with: -v, where: v .> 0))   // −|x|
                 if let g {
                     let tj = UnsafeRawPointer(t + j).loadUnaligned(as: SIMD8<Float>.self)
                     let numerator = SIMD8<Float>(repeating: 1).replacing(with: e, where: v .< 0)
@@ -39,7 +39,7 @@ public enum FrameLoss {
                 }
                 if rowLoss != nil {
                     let tj = UnsafeRawPointer(t + j).loadUnaligned(as: SIMD8<Float>.self)
-                    lanes += pointwiseMax(v, .zero) - v * tj + FastMath.log1pUnit(e)
+                    lanes += v.replacing(with: 0, where: v .< 0) - v * tj + FastMath.log1pUnit(e)
                     if j & 511 == 504 { total += Double(lanes.sum()); lanes = .zero }
                 }
                 j += 8
@@ -104,7 +104,7 @@ public enum FrameLoss {
 enum FastMath {
     /// e^x for x ≤ 0 (x below −87.3 is taken as −87.3: e^x ≈ 1e−38).
     @inline(__always) static func expNonPositive(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let x = pointwiseMax(x, SIMD8(repeating: -87.3))
+        let x = x.replacing(with: -87.3, where: x .< -87.3)
         // n = round(x / ln 2) by the 1.5·2²³ trick: the sum's low mantissa bits are n (in two's complement).
         let shifted = x * 1.442_695_04 + 12_582_912
         let n = shifted - 12_582_912

@@ -55,7 +55,7 @@ public enum SequenceReader {
         for name in names.sorted(by: naturalOrder) where !name.hasPrefix(".") {
             let path = folder + "/" + name
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
             if isDir.boolValue || videoExtensions.contains((name as NSString).pathExtension.lowercased()) {
                 out.append(path)
             }

@@ -1,3 +1,4 @@
+import Foundation
 import NN
 import TensorCore
 
@@ -108,6 +109,32 @@ public final class VideoAutoencoder {
         engine.initialize(parameters, rng: &rng)
     }
 
+    /// Sets the forget-gate bias of every LSTM layer (`bias_ih`'s second block; `bias_hh`'s is zeroed) so that
+    /// σ(bias) of the cell state is kept at the start (Gers et al. 2000; Jozefowicz et al. 2015 use 1).
+    /// No effect on GRU and RNN cells.
+    public func setForgetGateBias(_ value: Float) {
+        guard config.cell == .lstm else { return }
+        for param in parameters.layout.params where param.name.contains(".bias_ih") || param.name.contains(".bias_hh") {
+            let h = param.count / 4
+            let b = parameters.value(param) + h
+            for j in 0..<h { b[j] = param.name.contains("bias_ih") ? value : 0 }
+        }
+    }
+
+    /// Starts each readout at the data's mean frame: bias = logit(mean) for pixels (clamped to [1e-4, 1 − 1e-4]),
+    /// the mean itself for features, and a zero weight contribution is left to training. `meanFrame` has D values.
+    public func setOutputBias(meanFrame: [Float]) {
+        precondition(meanFrame.count == config.frameDimension)
+        for name in ["reconstruction.readout.bias", "future.readout.bias", "readout.bias"] {
+            guard let param = parameters.layout.param(named: name) else { continue }
+            let b = parameters.value(param)
+            for j in 0..<param.count {
+                let m = min(max(meanFrame[j], 1e-4), 1 - 1e-4)
+                b[j] = config.loss == .bce ? logf(m / (1 - m)) : meanFrame[j]
+            }
+        }
+    }
+
     /// One forward and backward pass over `batch` (F ≥ `config.framesNeeded` frames; the first T are read, the
     /// next K predicted). Gradients are *added* to `parameters.grads`; the returned losses are the mean
     /// per-frame losses of each decoder (computed only when `computeLoss`, else nil).
@@ -137,6 +164,8 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
     let encoder: RecurrentStack<Cell>
     let reconstruction: FrameDecoder<Cell>?
     let future: FrameDecoder<Cell>?
+    /// `readout`, when both decoders share one.
+    let sharedReadout: Linear?
 
     init(_ config: VideoModelConfig, layout: inout ParameterLayout, makeCell: MakeCell) {
         self.config = config
@@ -147,11 +176,14 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
                                  bidirectional: config.bidirectional, layout: &layout) { input, suffix, layout in
             makeCell("encoder", input, config.hiddenSize, suffix, &layout)
         }
+        let shared = config.sharedReadout
+            ? Linear("readout", inFeatures: config.decoderHiddenSize, outFeatures: d, layout: &layout) : nil
+        sharedReadout = shared
         func decoder(_ name: String, _ kind: VideoModelConfig.DecoderKind) -> FrameDecoder<Cell>? {
             if kind == .none { return nil }
             return FrameDecoder(name, layers: config.layers, inputSize: config.rnnInputSize,
                                 hiddenSize: config.decoderHiddenSize, frameDimension: d, conditional: kind == .conditional,
-                                loss: config.loss, layout: &layout, makeCell: makeCell)
+                                loss: config.loss, sharedReadout: shared, layout: &layout, makeCell: makeCell)
         }
         reconstruction = decoder("reconstruction", config.reconstruction)
         future = decoder("future", config.future)
@@ -160,6 +192,7 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
     func initialize(_ p: Parameters, rng: inout RNG) {
         embed?.initializePyTorchDefault(p, rng: &rng)
         encoder.initializePyTorchDefault(p, rng: &rng)
+        sharedReadout?.initializePyTorchDefault(p, rng: &rng)
         reconstruction?.initializePyTorchDefault(p, rng: &rng)
         future?.initializePyTorchDefault(p, rng: &rng)
     }

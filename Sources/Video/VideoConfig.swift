@@ -17,6 +17,7 @@ import NN
 ///     encoder.{weight_ih,weight_hh,bias_ih,bias_hh}_l<k>[_reverse]     nn.LSTM / nn.GRU / nn.RNN
 ///     reconstruction.rnn.…_l<k>, reconstruction.readout.{weight,bias}   decoder RNN + Linear H' → D
 ///     future.rnn.…_l<k>,         future.readout.{weight,bias}
+///     readout.{weight,bias}                          instead of the two above with `shared_readout`
 ///
 /// An unconditioned decoder's first layer has no input weights (its input is empty); PyTorch cannot build a
 /// zero-input `nn.LSTM`, so the reference (scripts/video_reference.py) feeds it a constant zero of width 1
@@ -77,6 +78,8 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     public var embeddingSize: Int
     public var reconstruction: DecoderKind
     public var future: DecoderKind
+    /// One readout `readout` (H' → D) for both decoders instead of one each (saves D·H' parameters).
+    public var sharedReadout: Bool
     /// Frames the encoder reads (T).
     public var observedFrames: Int
     /// Frames the future predictor outputs (K).
@@ -85,7 +88,8 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     public init(input: InputKind = .pixels, frameSize: Int = 64, channels: Int = 1, featureDimension: Int = 0,
                 featureEncoder: String? = nil, cell: CellKind = .lstm, hiddenSize: Int = 256, layers: Int = 1,
                 bidirectional: Bool = false, embeddingSize: Int = 256, reconstruction: DecoderKind = .unconditioned,
-                future: DecoderKind = .unconditioned, observedFrames: Int = 10, futureFrames: Int = 10) {
+                future: DecoderKind = .unconditioned, sharedReadout: Bool = false, observedFrames: Int = 10,
+                futureFrames: Int = 10) {
         self.input = input
         self.frameSize = frameSize
         self.channels = channels
@@ -98,6 +102,7 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
         self.embeddingSize = embeddingSize
         self.reconstruction = reconstruction
         self.future = future
+        self.sharedReadout = sharedReadout
         self.observedFrames = observedFrames
         self.futureFrames = futureFrames
     }
@@ -137,7 +142,27 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case input, frameSize = "frame_size", channels, featureDimension = "feature_dimension"
         case featureEncoder = "feature_encoder", cell, hiddenSize = "hidden_size", layers, bidirectional
-        case embeddingSize = "embedding_size", reconstruction, future
+        case embeddingSize = "embedding_size", reconstruction, future, sharedReadout = "shared_readout"
         case observedFrames = "observed_frames", futureFrames = "future_frames"
+    }
+
+    /// Decodes config.json's `video` object; keys added after the first release are optional.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        input = try c.decode(InputKind.self, forKey: .input)
+        frameSize = try c.decode(Int.self, forKey: .frameSize)
+        channels = try c.decode(Int.self, forKey: .channels)
+        featureDimension = try c.decode(Int.self, forKey: .featureDimension)
+        featureEncoder = try c.decodeIfPresent(String.self, forKey: .featureEncoder)
+        cell = try c.decode(CellKind.self, forKey: .cell)
+        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+        layers = try c.decode(Int.self, forKey: .layers)
+        bidirectional = try c.decode(Bool.self, forKey: .bidirectional)
+        embeddingSize = try c.decode(Int.self, forKey: .embeddingSize)
+        reconstruction = try c.decode(DecoderKind.self, forKey: .reconstruction)
+        future = try c.decode(DecoderKind.self, forKey: .future)
+        sharedReadout = try c.decodeIfPresent(Bool.self, forKey: .sharedReadout) ?? false
+        observedFrames = try c.decode(Int.self, forKey: .observedFrames)
+        futureFrames = try c.decode(Int.self, forKey: .futureFrames)
     }
 }

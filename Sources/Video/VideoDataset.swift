@@ -141,6 +141,22 @@ public struct VideoDataset {
         return FrameBatch(frames: out)
     }
 
+    /// The mean frame (D values) over every frame of up to `limit` sequences spread over the data.
+    public func meanFrame(limit: Int = 1000) -> [Float] {
+        let picked = min(limit, count)
+        var sum = [Double](repeating: 0, count: dimension)
+        var frames = 0
+        for k in 0..<picked {
+            let i = k * count / picked
+            let batch = self.batch([(sequence: i, start: 0)], frames: length(i))
+            batch.frames.withUnsafeBufferPointer { fb in
+                for f in 0..<length(i) { for j in 0..<dimension { sum[j] += Double(fb[f * dimension + j]) } }
+            }
+            frames += length(i)
+        }
+        return sum.map { Float($0 / Double(max(frames, 1))) }
+    }
+
     /// The first `frames` frames of sequences `range`, as one batch.
     public func batch(_ range: Range<Int>, frames: Int) -> FrameBatch {
         batch(range.map { (sequence: $0, start: 0) }, frames: frames)

@@ -25,10 +25,15 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
     public var checkpointEvery: Int
     /// Training sequences whose reconstruction errors make the anomaly statistics.
     public var anomalySequences: Int
+    /// LSTM forget-gate bias at initialisation (PyTorch's default init gives ≈ 0).
+    public var forgetGateBias: Float
+    /// Start the readouts at the training data's mean frame (`setOutputBias`).
+    public var outputBiasFromData: Bool
 
     public init(batchSize: Int = 16, epochs: Int = 10, steps: Int? = nil, learningRate: Float = 1e-3,
                 finalLearningRate: Float? = nil, clipNorm: Float? = 100, scheduledSampling: ScheduledSampling = .teacherForcing,
-                truncation: [Int]? = nil, seed: UInt64 = 1, checkpointEvery: Int = 500, anomalySequences: Int = 512) {
+                truncation: [Int]? = nil, seed: UInt64 = 1, checkpointEvery: Int = 500, anomalySequences: Int = 512,
+                forgetGateBias: Float = 1, outputBiasFromData: Bool = true) {
         self.batchSize = batchSize
         self.epochs = epochs
         self.steps = steps
@@ -40,6 +45,8 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
         self.seed = seed
         self.checkpointEvery = checkpointEvery
         self.anomalySequences = anomalySequences
+        self.forgetGateBias = forgetGateBias
+        self.outputBiasFromData = outputBiasFromData
     }
 
     /// One-line descriptions of what is wrong, empty when usable.
@@ -61,6 +68,7 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
         case finalLearningRate = "final_learning_rate", clipNorm = "clip_norm"
         case scheduledSampling = "scheduled_sampling", truncation = "tbptt", seed
         case checkpointEvery = "checkpoint_every", anomalySequences = "anomaly_sequences"
+        case forgetGateBias = "forget_gate_bias", outputBiasFromData = "output_bias_from_data"
     }
 }
 
@@ -117,6 +125,14 @@ public final class VideoTrainer {
         self.options = options
         optimizer = Adam(count: model.parameters.count, learningRate: options.learningRate)
         state = State(rng: RNG(seed: options.seed &+ 0x7EED))
+    }
+
+    /// Fresh weights: PyTorch's default initialisation from `options.seed`, then the forget-gate bias and the
+    /// readouts' data-mean bias when the options ask for them. (A resumed run loads its weights instead.)
+    public func initializeModel() {
+        model.initialize(seed: options.seed)
+        if options.forgetGateBias != 0 { model.setForgetGateBias(options.forgetGateBias) }
+        if options.outputBiasFromData { model.setOutputBias(meanFrame: data.meanFrame()) }
     }
 
     public var batchSize: Int { min(options.batchSize, data.count) }

@@ -54,4 +54,5 @@ final class ParityTests: XCTestCase {
     func testBidirectionalGRUFreeRunningReconstructionUnconditionedFuture() throws { try check("gru_bi_free_running") }
     func testStackedBidirectionalRNNOnFeatures() throws { try check("rnn_bi2_features") }
     func testTruncatedBPTT() throws { try check("lstm_tbptt") }
+    func testSharedReadout() throws { try check("lstm_shared_readout_free_running") }
 }

@@ -1,0 +1,111 @@
+import Foundation
+import NN
+import TensorCore
+import XCTest
+@testable import Video
+
+/// The training loop on a tiny model: it learns, it is reproducible, a resumed run equals an uninterrupted
+/// one, and model folders round-trip.
+final class TrainerTests: XCTestCase {
+    static let generator = MovingObjects(size: 12, frames: 6, objects: 1, patchSize: 6, kind: .shapes, speed: 1...2, seed: 9)
+    static let data = VideoDataset.synthetic(generator, indices: 0..<24)
+
+    static func config(_ reconstruction: VideoModelConfig.DecoderKind = .conditional,
+                       _ future: VideoModelConfig.DecoderKind = .unconditioned) -> VideoModelConfig {
+        VideoModelConfig(frameSize: 12, hiddenSize: 16, embeddingSize: 8, reconstruction: reconstruction, future: future,
+                         observedFrames: 3, futureFrames: 3)
+    }
+
+    static func options(steps: Int) -> VideoTrainingOptions {
+        VideoTrainingOptions(batchSize: 4, steps: steps, learningRate: 3e-3, clipNorm: 50,
+                             scheduledSampling: ScheduledSampling(kind: .linear, k: 1, c: 0.02, minimum: 0.5), seed: 3)
+    }
+
+    var root: String!
+    override func setUpWithError() throws {
+        root = NSTemporaryDirectory() + "video-train-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: root) }
+
+    func makeTrainer(steps: Int) throws -> VideoTrainer {
+        let model = try VideoAutoencoder(config: Self.config())
+        model.initialize(seed: 3)
+        return try VideoTrainer(model: model, data: Self.data, options: Self.options(steps: steps))
+    }
+
+    func values(_ model: VideoAutoencoder) -> [Float] { Array(UnsafeBufferPointer(start: model.parameters.values, count: model.parameters.count)) }
+
+    func testLearnsAndIsReproducible() throws {
+        let a = try makeTrainer(steps: 40), b = try makeTrainer(steps: 40)
+        var first = 0.0, last = 0.0
+        while !a.isFinished {
+            let p = a.step()
+            if p.step <= 4 { first += p.losses!.total / 4 }
+            if p.step > 36 { last += p.losses!.total / 4 }
+            b.step()
+        }
+        XCTAssertLessThan(last, 0.8 * first, "loss \(first) → \(last)")
+        XCTAssertEqual(values(a.model), values(b.model))
+    }
+
+    func testResumeContinuesExactly() throws {
+        let straight = try makeTrainer(steps: 12)
+        while !straight.isFinished { straight.step() }
+
+        let first = try makeTrainer(steps: 12)
+        for _ in 0..<7 { first.step() }   // crosses an epoch boundary (6 batches per epoch)
+        let checkpoint = root + "/checkpoint.safetensors"
+        try first.saveCheckpoint(to: checkpoint)
+        let (config, _) = try VideoTrainer.checkpointConfig(checkpoint)
+        XCTAssertEqual(config, Self.config())
+        let resumed = try makeTrainer(steps: 12)
+        try resumed.resume(from: checkpoint)
+        XCTAssertEqual(resumed.state, first.state)
+        while !resumed.isFinished { resumed.step() }
+        XCTAssertEqual(values(resumed.model), values(straight.model))
+    }
+
+    func testModelFolderRoundTripAndAnomalyScores() throws {
+        let trainer = try makeTrainer(steps: 10)
+        while !trainer.isFinished { trainer.step() }
+        let errors = VideoEvaluation.sequenceErrors(trainer.model, Self.data, indices: Array(0..<24), batchSize: 5)
+        XCTAssertEqual(errors.count, 24)
+        let anomaly = AnomalyStatistics(errors: errors, loss: .bce)
+        XCTAssertEqual(anomaly.percentiles.count, 101)
+        XCTAssertEqual(anomaly.score(anomaly.percentiles[50]).percentile, 50, accuracy: 1e-9)
+        XCTAssertEqual(anomaly.score(anomaly.mean + 2 * anomaly.std).z, 2, accuracy: 1e-9)
+        XCTAssertEqual(anomaly.score(anomaly.percentiles[100] + 1).percentile, 100)
+
+        try VideoModelFolder.save(trainer.model, anomaly: anomaly, training: nil, to: root + "/model")
+        let (loaded, loadedAnomaly) = try VideoModelFolder.load(root + "/model")
+        XCTAssertEqual(loaded.config, trainer.model.config)
+        XCTAssertEqual(loadedAnomaly, anomaly)
+        let batch = Self.data.batch(0..<5, frames: 6)
+        XCTAssertEqual(loaded.infer(batch).reconstruction, trainer.model.infer(batch).reconstruction)
+        XCTAssertEqual(loaded.infer(batch).code, trainer.model.infer(batch).code)
+    }
+
+    func testBadModelFoldersAreOneLineErrors() throws {
+        let model = try VideoAutoencoder(config: Self.config())
+        try VideoModelFolder.save(model, anomaly: nil, training: nil, to: root + "/m")
+        // config.json asking for another architecture than the weights hold
+        var text = try String(contentsOfFile: root + "/m/config.json", encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"hidden_size\" : 16", with: "\"hidden_size\" : 17")
+        try text.write(toFile: root + "/m/config.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try VideoModelFolder.load(root + "/m")) { error in
+            XCTAssertTrue("\(error)".hasPrefix(root + "/m/model.safetensors: tensor \"encoder.weight_ih_l0\" has shape"), "\(error)")
+        }
+        try "{\"video\": {\"cell\": \"transformer\"}}".write(toFile: root + "/m/config.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try VideoModelFolder.load(root + "/m")) { error in
+            XCTAssertTrue("\(error)".hasPrefix(root + "/m/config.json: "), "\(error)")
+        }
+        XCTAssertThrowsError(try VideoModelFolder.load(root + "/nothing")) { error in
+            XCTAssertEqual("\(error)", root + "/nothing: no such model folder")
+        }
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: root + "/bad.safetensors"))
+        XCTAssertThrowsError(try VideoTrainer.checkpointConfig(root + "/bad.safetensors")) { error in
+            XCTAssertTrue("\(error)".hasPrefix(root + "/bad.safetensors: "), "\(error)")
+        }
+    }
+}
