@@ -59,6 +59,8 @@ case "decoder":
     benchDecoder(Array(args.dropFirst()))
 case "train":
     benchTrain(Array(args.dropFirst()))
+case "video":
+    benchVideo(Array(args.dropFirst()))
 default:
     FileHandle.standardError.write(Data("usage: caption-bench sgemm N... | encoder ARCH SIZE BATCH | encoder-memory|encoder-train ARCH SIZE BATCH\n".utf8))
     exit(2)

@@ -10,4 +10,5 @@ let allSubcommands: [ParsableCommand.Type] = [
     EvalCommand.self,
     MetricsCommand.self,
     FeaturesCommand.self,
+    VideoCommand.self,
 ]

@@ -1,0 +1,203 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import TensorCore
+import Video
+import Vision
+
+/// `caption video`: the LSTM video autoencoder (Srivastava et al. 2015).
+struct VideoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "video",
+        abstract: "Learn and use an LSTM autoencoder of frame sequences (reconstruction + future prediction).",
+        discussion: """
+            A sequence is a folder of PNG/JPEG frames (in natural name order) or a video file, decoded with \
+            ffmpeg when it is installed. A data folder holds one sequence per subfolder (or video file). \
+            --weights defaults to the shipped model, weights/video/.
+            """,
+        subcommands: [VideoSynthCommand.self, VideoTrainCommand.self, VideoEncodeCommand.self,
+                      VideoReconstructCommand.self, VideoEvalCommand.self]
+    )
+}
+
+/// `caption video synth --out DIR --count N [--seed S]`
+struct VideoSynthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synth",
+        abstract: "Write Moving-MNIST-like sequences: one folder of PNG frames per sequence.",
+        discussion: """
+            Two objects (procedurally drawn digits, or shapes) in 28×28 patches move on a 64×64 canvas and \
+            bounce off the walls; frames combine them by a per-pixel max. 20 frames per sequence (10 observed, \
+            10 future). Sequence i depends only on the seed and i. Writes DIR/seq_NNNNN/frame_NN.png and \
+            DIR/synth.json (the generator's settings).
+            """
+    )
+
+    @Option(name: .long, help: "Output folder (created; must not exist or be empty).")
+    var out: String
+
+    @Option(name: .long, help: "Number of sequences.")
+    var count: Int
+
+    @Option(name: .long, help: "Random seed.")
+    var seed: UInt64 = 1
+
+    @Option(name: .long, help: "Objects: digits, shapes or mixed.")
+    var kind: String = MovingObjects.Kind.digits.rawValue
+
+    @Option(name: .long, help: "Objects per sequence (0...8).")
+    var objects: Int = 2
+
+    @Option(name: .long, help: "Frames per sequence (1...1000).")
+    var frames: Int = 20
+
+    @Option(name: .long, help: "Canvas side in pixels (28...512).")
+    var size: Int = 64
+
+    @Flag(name: .long, help: "No progress on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        guard MovingObjects.Kind(rawValue: kind) != nil else { throw ValidationError("--kind must be digits, shapes or mixed") }
+        guard (0...8).contains(objects) else { throw ValidationError("--objects must be in 0...8") }
+        guard (1...1000).contains(frames) else { throw ValidationError("--frames must be in 1...1000") }
+        guard (28...512).contains(size) else { throw ValidationError("--size must be in 28...512") }
+    }
+
+    func run() throws {
+        Log.quiet = quiet
+        let generator = MovingObjects(size: size, frames: frames, objects: objects, kind: MovingObjects.Kind(rawValue: kind)!,
+                                      seed: seed)
+        try prepareEmptyFolder(out)
+        let started = Date()
+        let digits = max(5, String(count - 1).count)
+        var failure: String?
+        let lock = NSLock()
+        let chunk = 64
+        for first in stride(from: 0, to: count, by: chunk) {
+            let last = min(first + chunk, count)
+            parallelFor(last - first) { j in
+                let i = first + j
+                let folder = out + "/seq_" + String(repeating: "0", count: max(0, digits - String(i).count)) + String(i)
+                do {
+                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                    for (f, frame) in generator.sequence(i).frames.enumerated() {
+                        var rgb = [UInt8](repeating: 0, count: frame.count * 3)
+                        for p in 0..<frame.count { rgb[3 * p] = frame[p]; rgb[3 * p + 1] = frame[p]; rgb[3 * p + 2] = frame[p] }
+                        try RGBImage(width: size, height: size, pixels: rgb)
+                            .writePNG(to: folder + String(format: "/frame_%02d.png", f), compressionLevel: 6)
+                    }
+                } catch {
+                    lock.lock(); if failure == nil { failure = "\(error)" }; lock.unlock()
+                }
+            }
+            if let failure { throw CaptionError(failure.contains(": ") ? failure : "\(out): \(failure)") }
+            if Log.stderrIsTerminal && !Log.quiet {
+                FileHandle.standardError.write(Data("\rvideo synth: \(last)/\(count) sequences".utf8))
+                if last == count { FileHandle.standardError.write(Data("\n".utf8)) }
+            } else if last == count || (last / chunk) % 16 == 0 {
+                Log.info("video synth: \(last)/\(count) sequences")
+            }
+        }
+        let settings: [String: Any] = ["generator": "moving-objects", "count": count, "seed": seed, "kind": kind,
+                                       "objects": objects, "frames": frames, "size": size, "patch_size": generator.patchSize,
+                                       "observed_frames": frames / 2, "future_frames": frames - frames / 2]
+        let json = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])
+        do { try json.write(to: URL(fileURLWithPath: out + "/synth.json"), options: .atomic) } catch {
+            throw CaptionError(file: out + "/synth.json", "cannot write file")
+        }
+        Log.info(String(format: "video synth: wrote %d sequences of %d frames to %@ in %.1f s", count, frames, out,
+                        Date().timeIntervalSince(started)))
+        print("{\"out\": \(jsonString(out)), \"sequences\": \(count), \"frames\": \(frames), \"size\": \(size)}")
+    }
+}
+
+/// Creates `folder`, which must not exist or be empty.
+func prepareEmptyFolder(_ folder: String) throws {
+    let fm = FileManager.default
+    var isDirectory: ObjCBool = false
+    if fm.fileExists(atPath: folder, isDirectory: &isDirectory) {
+        guard isDirectory.boolValue else { throw CaptionError(file: folder, "exists and is not a folder") }
+        let entries = (try? fm.contentsOfDirectory(atPath: folder)) ?? []
+        guard entries.isEmpty else { throw CaptionError(file: folder, "folder is not empty") }
+    } else {
+        do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw CaptionError(file: folder, "cannot create folder")
+        }
+    }
+}
+
+// MARK: Shared by the video commands
+
+/// A loaded video model and what turns frames into its input vectors.
+struct LoadedVideoModel {
+    let path: String
+    let model: VideoAutoencoder
+    let anomaly: AnomalyStatistics?
+    let frameEncoder: FrameEncoder
+
+    /// Loads `--weights` (default: the shipped `weights/video`); a feature model also loads its CNN encoder
+    /// (`--encoder-weights`, else the one recorded in config.json).
+    init(weights: String?, encoderWeights: String?) throws {
+        path = try WeightsLocation.resolve(weights, subdirectory: "video")
+        do { (model, anomaly) = try VideoModelFolder.load(path) } catch let error as VideoError {
+            throw CaptionError(error.description)
+        }
+        let config = model.config
+        switch config.input {
+        case .pixels:
+            frameEncoder = .pixels(size: config.frameSize, channels: config.channels)
+        case .features:
+            guard let encoderPath = encoderWeights ?? config.featureEncoder else {
+                throw CaptionError(file: path, "a feature model needs --encoder-weights DIR (the captioning model whose encoder made its features)")
+            }
+            frameEncoder = try featureFrameEncoder(encoderPath)
+            guard frameEncoder.dimension == config.featureDimension else {
+                throw CaptionError(file: encoderPath, "its encoder gives \(frameEncoder.dimension)-d features, the video model reads \(config.featureDimension)")
+            }
+        }
+    }
+
+    /// The first `frames` frames of the sequence at `path` (all when nil) as F × 1 × D, and how many it had.
+    func sequence(_ path: String, frames: Int?, atLeast minimum: Int) throws -> FrameBatch {
+        let images: [RGBImage]
+        do { images = try SequenceReader.images(at: path, maxFrames: frames) } catch let error as VideoError {
+            throw CaptionError(error.description)
+        } catch let error as ImageError {
+            throw CaptionError(error.description)
+        }
+        guard images.count >= minimum else {
+            throw CaptionError(file: path, "has \(images.count) frames, the model reads \(minimum)")
+        }
+        let d = frameEncoder.dimension
+        var t = Tensor(shape: [images.count, 1, d])
+        t.withUnsafeMutableBufferPointer { buffer in
+            for (i, image) in images.enumerated() { frameEncoder.encode(image, into: buffer.baseAddress! + i * d) }
+        }
+        return FrameBatch(frames: t)
+    }
+}
+
+/// A frame encoder giving the captioning CNN's pooled feature vector (the mean of the annotation vectors).
+func featureFrameEncoder(_ path: String) throws -> FrameEncoder {
+    let extractor: FeatureExtractor
+    do { extractor = try FeatureExtractor(weights: path) } catch { throw CaptionError("\(error)") }
+    let d = extractor.encoder.featureDimension
+    return FrameEncoder(dimension: d) { image, out in
+        let features = extractor.extract(image: image).features    // L × D
+        let l = features.shape[0]
+        out.update(repeating: 0, count: d)
+        features.withUnsafeBufferPointer { f in
+            for row in 0..<l { for j in 0..<d { out[j] += f[row * d + j] } }
+        }
+        for j in 0..<d { out[j] /= Float(max(l, 1)) }
+    }
+}
+
+/// A compact JSON line of an Encodable value (keys sorted).
+func jsonLine<T: Encodable>(_ value: T) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try! encoder.encode(value), as: UTF8.self)
+}
