@@ -2,7 +2,7 @@
 # Side-by-side benchmarks: ours (caption-bench, release build) against the Python references
 # (numpy / Pillow / PyTorch, 2 threads) in one run, on this machine, printed as ratios.
 #
-#   scripts/bench.sh [SECTION...]      sections: sgemm decode encoder train decoder (default: all)
+#   scripts/bench.sh [SECTION...]      sections: sgemm decode encoder train decoder video (default: all)
 #
 # Needs a Python venv with the references: $VENV (default /tmp/venv), created if missing with
 #   python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch torchvision pillow numpy safetensors
@@ -20,7 +20,7 @@ if [ ! -x "$PY" ]; then
 fi
 swift build -c release --product caption-bench >&2
 BENCH=.build/release/caption-bench
-sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode encoder train decoder)
+sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode encoder train decoder video)
 results=$(mktemp); trap 'rm -f "$results"' EXIT
 
 run() {  # run SIDE CMD...: tag each JSON line with the side that produced it
@@ -62,6 +62,14 @@ for s in "${sections[@]}"; do
             run ours "$BENCH" decoder $spec
             run reference "$PY" scripts/bench_reference.py decoder $spec
         done ;;
+    video)
+        # The video autoencoder's training step (forward, BCE, backward, clip by norm, Adam) at weights/video's
+        # size, 16 sequences of 20 64×64 frames, against the same model in PyTorch (scripts/video_reference.py),
+        # at 1 thread and at $THREADS.
+        for t in $(printf '%s\n' 1 "$THREADS" | sort -un); do
+            run ours env CAPTION_THREADS=$t OPENBLAS_NUM_THREADS=$t "$BENCH" video --model shipped --batch 16 --label train-t$t
+            run reference env OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t "$PY" scripts/bench_reference.py video --model shipped --batch 16 --label train-t$t
+        done ;;
     *) echo "unknown section $s" >&2; exit 2 ;;
     esac
 done
@@ -71,7 +79,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def key(r):
     return tuple((k, r[k]) for k in sorted(r) if k in ("bench", "n", "model", "batch", "size", "mode"))
-metric = {"decoder": "images_per_s", "train_step": "captions_per_s", "sgemm": "gflops", "decode_resize": "images_per_s", "encoder": "images_per_s", "encoder_train": "images_per_s",
+metric = {"video_train": "sequences_per_s", "decoder": "images_per_s", "train_step": "captions_per_s", "sgemm": "gflops", "decode_resize": "images_per_s", "encoder": "images_per_s", "encoder_train": "images_per_s",
           "encoder_memory": "peak_rss_mb"}
 ref = {key(r): r for r in rows if r["side"] == "reference"}
 print(f"# threads={sys.argv[2]}  (ratio = ours / reference; higher is better)")

@@ -253,6 +253,9 @@ def main():
     s = sub.add_parser("encoder-memory"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
     s = sub.add_parser("decoder"); s.add_argument("beam", type=int); s.add_argument("steps", type=int); s.add_argument("images", type=int, nargs="?", default=1)
     s = sub.add_parser("train"); s.add_argument("batch", type=int); s.add_argument("caplen", type=int); s.add_argument("kind", nargs="?", default="teacher")
+    s = sub.add_parser("video"); s.add_argument("--model", default="shipped"); s.add_argument("--batch", type=int, default=16)
+    s.add_argument("--steps", type=int, default=5); s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--label", default="train"); s.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     if args.mode == "sgemm":
         bench_sgemm(args.sizes)
@@ -270,6 +273,10 @@ def main():
         bench_decoder(args.beam, args.steps, args.images)
     elif args.mode == "train":
         bench_train(args.batch, args.caplen, args.kind)
+    elif args.mode == "video":  # the video autoencoder, defined with its fixtures in video_reference.py
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from video_reference import bench as bench_video
+        bench_video(args.model, args.batch, args.steps, args.repeats, args.overrides, label=args.label)
 
 
 if __name__ == "__main__":

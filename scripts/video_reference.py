@@ -216,7 +216,7 @@ BENCH_PRESETS = {
 BENCH_PRESETS["conditional"] = dict(BENCH_PRESETS["shipped"], reconstruction="conditional", future="conditional")
 
 
-def bench(model_name="shipped", batch=16, steps=5, repeats=3, overrides=()):
+def bench(model_name="shipped", batch=16, steps=5, repeats=3, overrides=(), label="train"):
     """Training steps per second of the same model in PyTorch (zero_grad, forward, backward, clip_grad_norm_,
     Adam), best of `repeats` runs of `steps` steps; prints one JSON line like caption-bench video."""
     import json
@@ -247,7 +247,7 @@ def bench(model_name="shipped", batch=16, steps=5, repeats=3, overrides=()):
         best = min(best, (time.perf_counter() - t0) / steps)
     params = sum(p.numel() for n, p in model.named_parameters()
                  if not (n.endswith("rnn.weight_ih_l0") and not getattr(model, n.split(".")[0]).conditional))
-    print(json.dumps({"bench": "video_train", "model": model_name, "batch": batch, "threads": torch.get_num_threads(),
+    print(json.dumps({"bench": "video_train", "model": model_name, "mode": label, "batch": batch, "threads": torch.get_num_threads(),
                       "parameters": params, "seconds_per_step": best, "sequences_per_s": batch / best}, sort_keys=True),
           flush=True)
 
@@ -259,6 +259,7 @@ if __name__ == "__main__":
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--label", default="train")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
-    bench(a.model, a.batch, a.steps, a.repeats, a.overrides)
+    bench(a.model, a.batch, a.steps, a.repeats, a.overrides, a.label)

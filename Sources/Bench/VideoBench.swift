@@ -5,14 +5,14 @@ import NN
 import TensorCore
 import Video
 
-/// `caption-bench video [--model NAME] [--batch B] [--steps N] [--repeats R] [key=value ...]`
+/// `caption-bench video [--model NAME] [--batch B] [--steps N] [--repeats R] [--label L] [key=value ...]`
 ///
 /// Times full training steps (zero grads, forward, backward, clip by norm, Adam) on Moving-MNIST-like
 /// batches and reports the best of `repeats` runs of `steps` steps. `NAME` selects a preset (see
 /// `videoBenchPresets`); `key=value` pairs override its fields (hidden=, embedding=, layers=, cell=,
 /// reconstruction=, future=, bidirectional=).
 func benchVideo(_ args: [String]) {
-    var model = "shipped", batch = 16, steps = 5, repeats = 3
+    var model = "shipped", batch = 16, steps = 5, repeats = 3, label = "train"
     var overrides: [String: String] = [:]
     var i = 0
     while i < args.count {
@@ -21,6 +21,7 @@ func benchVideo(_ args: [String]) {
         case "--batch": batch = Int(args[i + 1])!; i += 2
         case "--steps": steps = Int(args[i + 1])!; i += 2
         case "--repeats": repeats = Int(args[i + 1])!; i += 2
+        case "--label": label = args[i + 1]; i += 2
         default:
             let kv = args[i].split(separator: "=", maxSplits: 1).map(String.init)
             guard kv.count == 2 else { fatalError("caption-bench video: unknown argument \(args[i])") }
@@ -52,7 +53,7 @@ func benchVideo(_ args: [String]) {
         for _ in 0..<steps { trainer.step() }
         best = min(best, (now() - t0) / Double(steps))
     }
-    emit(["bench": "video_train", "model": model, "batch": batch, "threads": Threads.count,
+    emit(["bench": "video_train", "model": model, "mode": label, "batch": batch, "threads": Threads.count,
           "parameters": autoencoder.parameterCount, "seconds_per_step": best, "sequences_per_s": Double(batch) / best])
 }
 

@@ -71,15 +71,16 @@ struct FrameDecoder<Cell: RecurrentCell> {
         var embedded: Tensor?
     }
 
-    /// Runs K steps from the initial states (one B×H state per layer). Returns the logits (pixels) or
-    /// predictions (features), K·B × D, step-major, and the cache. `rng` draws scheduled-sampling coins and
+    /// Runs K steps from the initial states (one B×H state per layer). Writes the logits (pixels) or
+    /// predictions (features), K·B × D, step-major, into `logits` (its storage is reused when it has the right
+    /// size: every element is overwritten) and returns the cache. `rng` draws scheduled-sampling coins and
     /// Bernoulli frames.
-    func forward(initial: [RecurrentState], steps: Int, feed: DecoderFeed, embed: Linear?, _ p: Parameters,
-                 rng: inout RNG) -> (logits: Tensor, cache: Cache) {
+    func forward(initial: [RecurrentState], steps: Int, feed: DecoderFeed, embed: Linear?, into logits: inout Tensor,
+                 _ p: Parameters, rng: inout RNG) -> Cache {
         let batch = initial[0].h.shape[0], hs = hiddenSize, g = cells[0].gateRows, d = frameDimension
         let rows = steps * batch
         let inputWidth = embed?.outFeatures ?? d
-        var logits = Tensor(shape: [rows, d])
+        if logits.count == rows * d { logits.reshape([rows, d]) } else { logits = Tensor(shape: [rows, d], unsafeUninitialized: { _ in }) }
         var top = Tensor(shape: [rows, hs])
         var previousHidden = (0..<layers).map { _ in Tensor(shape: [rows, hs]) }
         var layerInputs = (0..<layers).map { l in Tensor(shape: l == 0 ? [0] : [rows, hs]) }
@@ -169,8 +170,8 @@ struct FrameDecoder<Cell: RecurrentCell> {
                 logits.withUnsafeMutableBufferPointer { readout.forward(rows: rows, tb.baseAddress!, into: $0.baseAddress!, p) }
             }
         }
-        return (logits, Cache(steps: steps, batch: batch, stepCaches: stepCaches, previousHidden: previousHidden,
-                              layerInputs: layerInputs, top: top, inputFrames: inputFrames, embedded: embedded))
+        return Cache(steps: steps, batch: batch, stepCaches: stepCaches, previousHidden: previousHidden,
+                     layerInputs: layerInputs, top: top, inputFrames: inputFrames, embedded: embedded)
     }
 
     /// The frame the decoder feeds itself: σ(logit) (or a Bernoulli draw of it) for pixels, the prediction

@@ -166,6 +166,9 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
     let future: FrameDecoder<Cell>?
     /// `readout`, when both decoders share one.
     let sharedReadout: Linear?
+    /// The decoders' logits buffers, kept from one training step to the next (several MB each: allocating them
+    /// afresh costs page faults every step).
+    private var logitsBuffers: [Role: Tensor] = [:]
 
     init(_ config: VideoModelConfig, layout: inout ParameterLayout, makeCell: MakeCell) {
         self.config = config
@@ -287,7 +290,9 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
                 let rows = steps * b
                 let teacher = DecoderFeed.teacher({ k in frame(frameOf(k - 1)) }, probability: feed.teacherProbability,
                                                   sample: feed.sampleFrames)
-                var (logits, cache) = decoder.forward(initial: states, steps: steps, feed: teacher, embed: embed, p, rng: &rng)
+                var logits = logitsBuffers.removeValue(forKey: role) ?? Tensor(shape: [0])
+                defer { logitsBuffers[role] = logits }
+                let cache = decoder.forward(initial: states, steps: steps, feed: teacher, embed: embed, into: &logits, p, rng: &rng)
                 // Loss and its gradient, in place: dLogits = (σ(x) − t) / (K·B)  (or 2(y − t) / (K·B)).
                 var rowLoss = [Double](repeating: 0, count: computeLoss ? rows : 0)
                 let targets = { (r: Int) in frame(frameOf(r / b)) + (r % b) * d }
@@ -355,7 +360,8 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
             }
             var result = Inference(code: code, reconstruction: nil, future: nil)
             for (role, decoder, steps, frameOf) in decoders() {
-                let (logits, _) = decoder.forward(initial: states, steps: steps, feed: .free, embed: embed, p, rng: &rng)
+                var logits = Tensor(shape: [0])
+                _ = decoder.forward(initial: states, steps: steps, feed: .free, embed: embed, into: &logits, p, rng: &rng)
                 // Step order → natural frame order (the reconstruction runs backwards in time).
                 var ordered = Tensor(shape: [steps, b, d])
                 logits.withUnsafeBufferPointer { lb in

@@ -116,8 +116,17 @@ public struct VideoDataset {
 
     /// Frames `start ..< start + frames` of each listed sequence as one time-major batch (F × B × D).
     public func batch(_ items: [(sequence: Int, start: Int)], frames: Int) -> FrameBatch {
+        var out = Tensor(shape: [0])
+        batch(items, frames: frames, into: &out)
+        return FrameBatch(frames: out)
+    }
+
+    /// The same, written into `out` (F × B × D), whose storage is reused when it has the right size.
+    public func batch(_ items: [(sequence: Int, start: Int)], frames: Int, into out: inout Tensor) {
         let b = items.count, d = dimension
-        var out = Tensor(shape: [frames, b, d])
+        if out.count == frames * b * d { out.reshape([frames, b, d]) } else {
+            out = Tensor(shape: [frames, b, d], unsafeUninitialized: { _ in })
+        }
         out.withUnsafeMutableBufferPointer { ob in
             for (column, item) in items.enumerated() {
                 precondition(item.start >= 0 && item.start + frames <= length(item.sequence),
@@ -138,7 +147,6 @@ public struct VideoDataset {
                 }
             }
         }
-        return FrameBatch(frames: out)
     }
 
     /// The mean frame (D values) over every frame of up to `limit` sequences spread over the data.

@@ -109,6 +109,8 @@ public final class VideoTrainer {
     }
 
     private var plan: (epoch: Int, items: [(sequence: Int, start: Int)])?
+    /// The batch's frames, reused from step to step.
+    private var batchFrames = Tensor(shape: [0])
 
     /// Checks that every sequence is long enough for the model. Initialise or load the model's weights first.
     public init(model: VideoAutoencoder, data: VideoDataset, options: VideoTrainingOptions) throws {
@@ -171,7 +173,8 @@ public final class VideoTrainer {
         if state.batchInEpoch >= batchesPerEpoch { state.epoch += 1; state.batchInEpoch = 0 }
         let b = batchSize
         let items = Array(epochItems(state.epoch)[(state.batchInEpoch * b)..<((state.batchInEpoch + 1) * b)])
-        let batch = data.batch(items, frames: model.config.framesNeeded)
+        data.batch(items, frames: model.config.framesNeeded, into: &batchFrames)
+        let batch = FrameBatch(frames: batchFrames)
         let p = model.parameters
         p.zeroGrads()
         let epsilon = options.scheduledSampling.teacherForcingProbability(step: state.step)

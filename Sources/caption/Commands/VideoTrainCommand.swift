@@ -20,7 +20,13 @@ struct VideoTrainCommand: ParsableCommand {
     )
 
     @Option(name: .long, help: "Training data: one sequence per subfolder (or video file).")
-    var data: String
+    var data: String?
+
+    @Option(name: .long, help: "Instead of --data: generate this many moving-digit sequences in memory (as `caption video synth` would).")
+    var synthetic: Int?
+
+    @Option(name: .long, help: "Seed of the --synthetic sequences.")
+    var syntheticSeed: UInt64 = 1
 
     @Option(name: .long, help: "Output model folder.")
     var out: String
@@ -101,6 +107,11 @@ struct VideoTrainCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress on stderr.")
     var quiet = false
 
+    func validate() throws {
+        guard (data == nil) != (synthetic == nil) else { throw ValidationError("give either --data DIR or --synthetic N") }
+        if let synthetic, synthetic < 1 { throw ValidationError("--synthetic must be at least 1") }
+    }
+
     func modelConfig() throws -> VideoModelConfig {
         guard let input = VideoModelConfig.InputKind(rawValue: input) else { throw ValidationError("--input must be pixels or features") }
         guard let cell = VideoModelConfig.CellKind(rawValue: cell) else { throw ValidationError("--cell must be lstm, gru, rnn_tanh or rnn_relu") }
@@ -174,9 +185,24 @@ struct VideoTrainCommand: ParsableCommand {
                 throw CaptionError("\(error)")
             }
         }
-        let dataset = try load(data)
+        let dataset: VideoDataset
+        let source: String
+        if let data {
+            dataset = try load(data)
+            source = data
+        } else {
+            guard config.input == .pixels && config.frameSize == 64 && config.channels == 1 else {
+                throw ValidationError("--synthetic makes 64×64 gray frames: use --input pixels --size 64 --channels 1")
+            }
+            let generator = MovingObjects(seed: syntheticSeed)
+            guard generator.frames >= config.framesNeeded else {
+                throw ValidationError("--synthetic sequences have \(generator.frames) frames, the model needs \(config.framesNeeded)")
+            }
+            dataset = VideoDataset.synthetic(generator, indices: 0..<synthetic!)
+            source = "synthetic:\(synthetic!):seed=\(syntheticSeed)"
+        }
         let validation = try val.map(load)
-        Log.info(String(format: "video train: %d sequences from %@ in %.1f s", dataset.count, data, Date().timeIntervalSince(started)))
+        Log.info(String(format: "video train: %d sequences from %@ in %.1f s", dataset.count, source, Date().timeIntervalSince(started)))
 
         // Model and trainer
         let model: VideoAutoencoder, trainer: VideoTrainer
@@ -233,7 +259,7 @@ struct VideoTrainCommand: ParsableCommand {
         let indices = (0..<count).map { $0 * dataset.count / max(count, 1) }
         let errors = VideoEvaluation.sequenceErrors(model, dataset, indices: indices)
         let anomaly = errors.isEmpty ? nil : AnomalyStatistics(errors: errors, loss: config.loss)
-        let summary = VideoTrainingSummary(data: data, sequences: dataset.count, steps: trainer.state.step,
+        let summary = VideoTrainingSummary(data: source, sequences: dataset.count, steps: trainer.state.step,
                                            batchSize: trainer.batchSize, seconds: trainSeconds, options: trainer.options)
         do { try VideoModelFolder.save(model, anomaly: anomaly, training: summary, to: out) } catch let error as VideoError {
             throw CaptionError(error.description)
