@@ -54,6 +54,7 @@ func benchEncoderMemory(_ args: [String]) {
     let encoder = benchEncoderModel(args[0])
     var rng = RNG(seed: 1)
     let x = Tensor.randn([batch, 3, size, size], rng: &rng)
+    encoder.releaseTrainingWeights()  // as the command-line tool does: inference only
     _ = encoder.featureMap(images: x)
     let peak = peakRSSBytes()
     let weights = encoder.parameters.count * 4

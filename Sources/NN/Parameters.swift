@@ -82,6 +82,21 @@ public final class Parameters {
     @inlinable public func value(_ p: Param) -> UnsafeMutablePointer<Float> { values + p.offset }
     @inlinable public func grad(_ p: Param) -> UnsafeMutablePointer<Float> { grads + p.offset }
 
+    /// Hands the memory of one parameter's values (and gradients) back to the kernel: every whole page inside
+    /// its range is dropped (`madvise(MADV_DONTNEED)`, the buffers are anonymous mappings), and reads as zero
+    /// afterwards. For inference-only models that keep a derived copy of a weight (folded convolutions) and
+    /// never read the original again.
+    public func discard(_ p: Param) {
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        for base in [values, grads] {
+            let start = UInt(bitPattern: base + p.offset), end = UInt(bitPattern: base + p.offset + p.count)
+            let first = (start + UInt(pageSize) - 1) / UInt(pageSize) * UInt(pageSize)
+            let last = end / UInt(pageSize) * UInt(pageSize)
+            guard last > first else { continue }
+            _ = madvise(UnsafeMutableRawPointer(bitPattern: first), Int(last - first), MADV_DONTNEED)
+        }
+    }
+
     /// Sets every gradient to zero.
     public func zeroGrads() { grads.update(repeating: 0, count: count) }
 

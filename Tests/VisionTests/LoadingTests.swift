@@ -112,6 +112,22 @@ final class LoadingTests: XCTestCase {
         XCTAssertEqual(a.forward(images: x), b.forward(images: x))
     }
 
+    func testReleasingTheTrainingWeightsKeepsInferenceAndFreesTheConvolutions() {
+        // 64→64 3×3 convolutions: 147 KB each, so whole pages inside them are handed back.
+        let e = Encoder(.compact(CompactNetSpec(channels: [64, 64, 64], strides: [2, 1, 1])))
+        var rng = RNG(seed: 4)
+        e.initialize(rng: &rng)
+        let x = Tensor.randn([2, 3, 20, 20], rng: &rng)
+        let before = e.forward(images: x)
+        e.releaseTrainingWeights()
+        XCTAssertTrue(e.trainingWeightsReleased)
+        XCTAssertEqual(e.forward(images: x), before)
+        let w = e.parameters.tensor(e.parameters.layout.param(named: "layers.1.conv.weight")!)
+        XCTAssertGreaterThan(w.storage.filter { $0 == 0 }.count, w.count / 2, "the training copy reads as zero")
+        e.releaseTrainingWeights()  // idempotent
+        XCTAssertEqual(e.forward(images: x), before)
+    }
+
     // MARK: config.json
 
     func writeConfig(_ json: String) throws -> String {

@@ -36,6 +36,7 @@ struct FeaturesCommand: ParsableCommand {
         do { extractor = try FeatureExtractor(weights: modelPath) } catch {
             throw CaptionError("\(error)")  // VisionError / SafeTensorsError: already "<file>: <problem>"
         }
+        extractor.encoder.releaseTrainingWeights()
         let result: FeatureExtractor.Result
         do { result = try extractor.extract(path: image) } catch {
             throw CaptionError("\(error)")  // ImageError: "<image>: <problem>"
