@@ -130,7 +130,8 @@ public final class BatchCaptioner {
 
         // A short wait for a batch to fill: long enough to collect what the decoders are about to deliver.
         while let batch = inputs.popBatch(limit: options.batchSize, idle: 0.02), !run.isCancelled {
-            let results = caption(batch.map(\.tensor))
+            let results = captioner.caption(inputs: batch.map(\.tensor), beam: options.beam, maxLength: options.maxLength,
+                                            lengthPenalty: options.lengthPenalty)
             for (input, result) in zip(batch, results) { run.emit(input.sequence, .caption(image: input.image, result)) }
         }
         run.cancel()  // stops the counting walk if it is still going; the rest has finished by now
@@ -138,19 +139,6 @@ public final class BatchCaptioner {
         if let error = run.writeError { throw error }
         try output.finish()
         return run.snapshot()
-    }
-
-    /// The encoder and the beam search over one batch of N network inputs (3×S×S each).
-    private func caption(_ inputs: [Tensor]) -> [CaptionResult] {
-        let one = inputs[0].count
-        var batch = Tensor(shape: [inputs.count] + inputs[0].shape)
-        batch.withUnsafeMutableBufferPointer { dst in
-            for (i, t) in inputs.enumerated() {
-                t.withUnsafeBufferPointer { src in (dst.baseAddress! + i * one).update(from: src.baseAddress!, count: one) }
-            }
-        }
-        return captioner.caption(annotations: captioner.annotations(batch), beam: options.beam,
-                                 maxLength: options.maxLength, lengthPenalty: options.lengthPenalty)
     }
 
     /// Starts `body` on its own thread (not a GCD worker: those belong to `parallelFor`).
@@ -266,4 +254,21 @@ private func lowerThreadPriority(by amount: Int32) {
     let which = __priority_which_t(PRIO_PROCESS.rawValue)
     _ = setpriority(which, 0, getpriority(which, 0) + amount)
     #endif
+}
+
+extension Captioner {
+    /// The encoder and the beam search over N preprocessed inputs (3×S×S each, as `preprocessing.tensor` gives
+    /// them), gathered into one N×3×S×S batch: one encoder pass, one search stepping all N·k beams together.
+    public func caption(inputs: [Tensor], beam: Int = 3, maxLength: Int? = nil, lengthPenalty: Float = 0) -> [CaptionResult] {
+        guard let first = inputs.first else { return [] }
+        let one = first.count
+        var batch = Tensor(shape: [inputs.count] + first.shape)
+        batch.withUnsafeMutableBufferPointer { dst in
+            for (i, t) in inputs.enumerated() {
+                precondition(t.shape == first.shape, "caption(inputs:): input \(i) is \(t.shape), input 0 is \(first.shape)")
+                t.withUnsafeBufferPointer { (dst.baseAddress! + i * one).update(from: $0.baseAddress!, count: one) }
+            }
+        }
+        return caption(annotations: annotations(batch), beam: beam, maxLength: maxLength, lengthPenalty: lengthPenalty)
+    }
 }
