@@ -19,7 +19,8 @@ if [ ! -x "$PY" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q torch torchvision pillow numpy safetensors
 fi
-swift build -c release --product caption-bench >&2
+build() { [ -n "${NO_BUILD:-}" ] || swift build -c release --product "$1" >&2; }  # NO_BUILD=1: use the binaries as built
+build caption-bench
 BENCH=.build/release/caption-bench
 sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode encoder train decoder video batch)
 results=$(mktemp); trap 'rm -f "$results"' EXIT
@@ -30,7 +31,7 @@ run() {  # run SIDE CMD...: tag each JSON line with the side that produced it
 }
 
 batch_images() {  # batch_images DIR COUNT: synthetic scenes for the batch sections, made once
-    [ -d "$1/images" ] || { swift build -c release --product caption >&2; .build/release/caption synth shapes --out "$1" --count "$2" --quiet >/dev/null; }
+    [ -d "$1/images" ] || { build caption; .build/release/caption synth shapes --out "$1" --count "$2" --quiet >/dev/null; }
 }
 
 timed() {  # timed BENCH N OUT CMD...: wall, CPU and peak RSS of a whole command over N files (stdout to OUT)
@@ -49,8 +50,8 @@ agreement() {  # agreement OURS.jsonl REFERENCE.jsonl: how many images got the s
 import json, os, sys
 def load(p): return {os.path.basename(r["image"]): r.get("caption") for r in map(json.loads, open(p))}
 a, b = load(sys.argv[1]), load(sys.argv[2])
-same = sum(a[k] == b.get(k) for k in a)
-print(f"batch: {same} of {len(a)} captions identical to PyTorch's (same weights, same beam)")
+same = sum(b[k] == a.get(k) for k in b)
+print(f"batch: {same} of {len(b)} captions identical to PyTorch's (same weights, same beam)")
 PY
 }
 
@@ -104,17 +105,19 @@ for s in "${sections[@]}"; do
         # against our pure compute rate (caption-bench batch-compute: encoder + beam search on preloaded inputs).
         weights=${BATCH_WEIGHTS:-weights}
         batch_images "$DATA/shapes1000" 1000
-        swift build -c release --product caption >&2
+        build caption
         timed batch 1000 "$DATA/batch-ours.jsonl" .build/release/caption batch "$DATA/shapes1000/images" --weights "$weights" --batch-size 16 --quiet
         run ours "$BENCH" batch-compute "$weights" "$DATA/shapes1000/images" 16 3
-        run reference "$PY" scripts/bench_reference.py batch "$DATA/shapes1000/images" --weights "$weights" --batch-size 16 --out "$DATA/batch-reference.jsonl"
+        # BATCH_REFERENCE_IMAGES=N times PyTorch on the first N files only (images/s is per image either way).
+        run reference "$PY" scripts/bench_reference.py batch "$DATA/shapes1000/images" --weights "$weights" --batch-size 16 \
+            --out "$DATA/batch-reference.jsonl" --limit "${BATCH_REFERENCE_IMAGES:-1000}"
         agreement "$DATA/batch-ours.jsonl" "$DATA/batch-reference.jsonl" ;;
     batch-memory)
         # Peak RSS of `caption batch` (GNU time's maximum resident set) over 100 and over 10,000 files (the 1,000
         # scenes hard-linked ten times under other names): the pipeline's bounded window keeps it flat.
         weights=${BATCH_WEIGHTS:-weights}
         batch_images "$DATA/shapes1000" 1000
-        swift build -c release --product caption >&2
+        build caption
         for n in 100 10000; do
             dir="$DATA/batch-$n"
             if [ ! -d "$dir" ]; then

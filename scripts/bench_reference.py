@@ -242,12 +242,13 @@ def bench_train(batch, caplen, mode):
     emit(bench="train_step", mode=mode, batch=batch, size=caplen, seconds=t, captions_per_s=batch / t)
 
 
-def bench_batch(directory, weights, beam, batch, out=None):
+def bench_batch(directory, weights, beam, batch, out=None, limit=None):
     """The job of `caption batch DIR` done the PyTorch way: every file of DIR in name order, Pillow decode +
     bilinear resize + normalise (the tutorial's preprocessing), the same model loaded from the model folder's
     safetensors (the compact CNN of scripts/make_captioner_fixtures.py, then the tutorial's DecoderWithAttention),
     encoder passes of BATCH images, then the tutorial's caption_image_beam_search image by image (max_length + 1
-    steps, as ours). A file that fails gets an error record. Timed from the first file to the last record (model
+    steps, as ours). A file that fails gets an error record. `limit`: only the first LIMIT files (the rate is per
+    image; on a loaded machine two-thread PyTorch can take an hour for 1,000). Timed from the first file to the last record (model
     loading and `import torch` excluded); `out` gets the records as JSON lines, to compare captions with ours."""
     import numpy as np
     import torch
@@ -273,7 +274,7 @@ def bench_batch(directory, weights, beam, batch, out=None):
     size = pre["size"]
     mean = torch.tensor(pre["mean"])[:, None, None]
     std = torch.tensor(pre["std"])[:, None, None]
-    files = sorted(os.path.join(directory, f) for f in os.listdir(directory))
+    files = sorted(os.path.join(directory, f) for f in os.listdir(directory))[:limit]
     sink = open(out, "w") if out else None
     cpu0, t0 = time.process_time(), time.perf_counter()
     captioned = 0
@@ -317,6 +318,7 @@ def main():
     s = sub.add_parser("train"); s.add_argument("batch", type=int); s.add_argument("caplen", type=int); s.add_argument("kind", nargs="?", default="teacher")
     s = sub.add_parser("batch"); s.add_argument("dir"); s.add_argument("--weights", required=True)
     s.add_argument("--beam", type=int, default=3); s.add_argument("--batch-size", type=int, default=16); s.add_argument("--out")
+    s.add_argument("--limit", type=int)
     s = sub.add_parser("video"); s.add_argument("--model", default="shipped"); s.add_argument("--batch", type=int, default=16)
     s.add_argument("--steps", type=int, default=5); s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--label", default="train"); s.add_argument("overrides", nargs="*")
@@ -338,7 +340,7 @@ def main():
     elif args.mode == "train":
         bench_train(args.batch, args.caplen, args.kind)
     elif args.mode == "batch":
-        bench_batch(args.dir, args.weights, args.beam, args.batch_size, args.out)
+        bench_batch(args.dir, args.weights, args.beam, args.batch_size, args.out, args.limit)
     elif args.mode == "video":  # the video autoencoder, defined with its fixtures in video_reference.py
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from video_reference import bench as bench_video

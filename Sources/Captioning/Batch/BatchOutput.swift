@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 #if canImport(Glibc)
 import Glibc
 #else
@@ -65,16 +66,8 @@ public final class BatchOutput {
     }
 
     private func write(_ line: String) throws {
-        let bytes = Array(line.utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { systemWrite(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw DataError(file: name, "cannot write: \(String(cString: strerror(errno)))")
-            }
-            done += n
-        }
+        let code = Array(line.utf8).withUnsafeBytes { writeFully(fd, $0) }
+        if code != 0 { throw DataError(file: name, "cannot write: \(String(cString: strerror(code)))") }
     }
 
     /// The image paths of the complete records in `bytes` and the length they end at (the rest is a torn tail).
@@ -112,13 +105,4 @@ public final class BatchOutput {
             return (images, end)
         }
     }
-}
-
-/// write(2), under a name that a method called `write` does not shadow.
-private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, buffer, count)
-    #else
-    return Darwin.write(fd, buffer, count)
-    #endif
 }

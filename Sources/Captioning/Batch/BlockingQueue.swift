@@ -4,7 +4,9 @@ import Foundation
 /// with `Credits`, so the queue itself needs no capacity), `pop` waits for an item or for `close()`.
 final class BlockingQueue<T> {
     private let condition = NSCondition()
-    private var items: [T] = []
+    /// Taken slots are set to nil at once, so a consumed item (a decoded input: S×S×3 floats) is freed when it
+    /// is taken, not when the consumed prefix is next dropped.
+    private var items: [T?] = []
     private var head = 0
     private var closed = false
 
@@ -50,7 +52,12 @@ final class BlockingQueue<T> {
 
     private func takeLocked(_ n: Int) -> [T] {
         let end = min(items.count, head + n)
-        let taken = Array(items[head..<end])
+        var taken: [T] = []
+        taken.reserveCapacity(end - head)
+        for i in head..<end {
+            taken.append(items[i]!)
+            items[i] = nil
+        }
         head = end
         if head > 1024 && head * 2 > items.count {  // drop the consumed prefix now and then, not on every pop
             items.removeFirst(head)
