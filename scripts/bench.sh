@@ -2,7 +2,8 @@
 # Side-by-side benchmarks: ours (caption-bench, release build) against the Python references
 # (numpy / Pillow / PyTorch, 2 threads) in one run, on this machine, printed as ratios.
 #
-#   scripts/bench.sh [SECTION...]      sections: sgemm decode encoder train decoder video (default: all)
+#   scripts/bench.sh [SECTION...]      sections: sgemm decode encoder train decoder video batch (default: all)
+#                                      batch-memory (peak RSS of caption batch, 100 vs 10,000 files) runs only when named
 #
 # Needs a Python venv with the references: $VENV (default /tmp/venv), created if missing with
 #   python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch torchvision pillow numpy safetensors
@@ -18,14 +19,40 @@ if [ ! -x "$PY" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q torch torchvision pillow numpy safetensors
 fi
-swift build -c release --product caption-bench >&2
+build() { [ -n "${NO_BUILD:-}" ] || swift build -c release --product "$1" >&2; }  # NO_BUILD=1: use the binaries as built
+build caption-bench
 BENCH=.build/release/caption-bench
-sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode encoder train decoder video)
+sections=("$@"); [ ${#sections[@]} -gt 0 ] || sections=(sgemm decode encoder train decoder video batch)
 results=$(mktemp); trap 'rm -f "$results"' EXIT
 
 run() {  # run SIDE CMD...: tag each JSON line with the side that produced it
     local side=$1; shift
     "$@" | sed "s/^{/{\"side\": \"$side\", /" >> "$results"
+}
+
+batch_images() {  # batch_images DIR COUNT: synthetic scenes for the batch sections, made once
+    [ -d "$1/images" ] || { build caption; .build/release/caption synth shapes --out "$1" --count "$2" --quiet >/dev/null; }
+}
+
+timed() {  # timed BENCH N OUT CMD...: wall, CPU and peak RSS of a whole command over N files (stdout to OUT)
+    local bench=$1 n=$2 out=$3; shift 3
+    local t0 t1 usage; usage=$(mktemp)
+    t0=$(date +%s.%N)
+    /usr/bin/time -f "%U %S %M" -o "$usage" "$@" > "$out"
+    t1=$(date +%s.%N)
+    python3 -c 'import json, sys; b, n, t0, t1, f = sys.argv[1:]; u, s, m = map(float, open(f).read().split()[-3:]); t = float(t1) - float(t0); n = int(n); print(json.dumps({"side": "ours", "bench": b, "batch": 16, "images": n, "seconds": t, "cpu_seconds": u + s, "images_per_s": n / t, "images_per_cpu_s": n / max(u + s, 1e-9), "peak_rss_mb": m / 1024}, sort_keys=True))' \
+        "$bench" "$n" "$t0" "$t1" "$usage" >> "$results"
+    rm -f "$usage"
+}
+
+agreement() {  # agreement OURS.jsonl REFERENCE.jsonl: how many images got the same caption on both sides
+    python3 - "$1" "$2" <<'PY' >&2
+import json, os, sys
+def load(p): return {os.path.basename(r["image"]): r.get("caption") for r in map(json.loads, open(p))}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+same = sum(b[k] == a.get(k) for k in b)
+print(f"batch: {same} of {len(b)} captions identical to PyTorch's (same weights, same beam)")
+PY
 }
 
 for s in "${sections[@]}"; do
@@ -70,6 +97,35 @@ for s in "${sections[@]}"; do
             run ours env CAPTION_THREADS=$t OPENBLAS_NUM_THREADS=$t "$BENCH" video --model shipped --batch 16 --label train-t$t
             run reference env OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t "$PY" scripts/bench_reference.py video --model shipped --batch 16 --label train-t$t
         done ;;
+    batch)
+        # `caption batch` over 1,000 synthetic scenes (caption synth shapes) with the shipped model ($BATCH_WEIGHTS,
+        # default weights/), timed from the command line as a user runs it (process start and model load included),
+        # against the same job in PyTorch (bench_reference.py batch: Pillow decode, the same weights, encoder passes
+        # of 16, the tutorial's beam search image by image; its clock starts after import and model load) and
+        # against our pure compute rate (caption-bench batch-compute: encoder + beam search on preloaded inputs).
+        weights=${BATCH_WEIGHTS:-weights}
+        batch_images "$DATA/shapes1000" 1000
+        build caption
+        timed batch 1000 "$DATA/batch-ours.jsonl" .build/release/caption batch "$DATA/shapes1000/images" --weights "$weights" --batch-size 16 --quiet
+        run ours "$BENCH" batch-compute "$weights" "$DATA/shapes1000/images" 16 3
+        # BATCH_REFERENCE_IMAGES=N times PyTorch on the first N files only (images/s is per image either way).
+        run reference "$PY" scripts/bench_reference.py batch "$DATA/shapes1000/images" --weights "$weights" --batch-size 16 \
+            --out "$DATA/batch-reference.jsonl" --limit "${BATCH_REFERENCE_IMAGES:-1000}"
+        agreement "$DATA/batch-ours.jsonl" "$DATA/batch-reference.jsonl" ;;
+    batch-memory)
+        # Peak RSS of `caption batch` (GNU time's maximum resident set) over 100 and over 10,000 files (the 1,000
+        # scenes hard-linked ten times under other names): the pipeline's bounded window keeps it flat.
+        weights=${BATCH_WEIGHTS:-weights}
+        batch_images "$DATA/shapes1000" 1000
+        build caption
+        for n in 100 10000; do
+            dir="$DATA/batch-$n"
+            if [ ! -d "$dir" ]; then
+                mkdir -p "$dir"
+                for ((i = 0; i < n; i++)); do ln "$DATA/shapes1000/images/$(printf '%06d' $((i % 1000 + 1))).png" "$dir/$i.png"; done
+            fi
+            timed batch_memory $n /dev/null .build/release/caption batch "$dir" --weights "$weights" --quiet
+        done ;;
     *) echo "unknown section $s" >&2; exit 2 ;;
     esac
 done
@@ -79,7 +135,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def key(r):
     return tuple((k, r[k]) for k in sorted(r) if k in ("bench", "n", "model", "batch", "size", "mode"))
-metric = {"video_train": "sequences_per_s", "decoder": "images_per_s", "train_step": "captions_per_s", "sgemm": "gflops", "decode_resize": "images_per_s", "encoder": "images_per_s", "encoder_train": "images_per_s",
+metric = {"batch": "images_per_s", "batch_compute": "images_per_s", "batch_memory": "peak_rss_mb", "video_train": "sequences_per_s", "decoder": "images_per_s", "train_step": "captions_per_s", "sgemm": "gflops", "decode_resize": "images_per_s", "encoder": "images_per_s", "encoder_train": "images_per_s",
           "encoder_memory": "peak_rss_mb"}
 ref = {key(r): r for r in rows if r["side"] == "reference"}
 print(f"# threads={sys.argv[2]}  (ratio = ours / reference; higher is better)")
@@ -92,4 +148,11 @@ for r in rows:
     label = " ".join(f"{k}={v}" for k, v in key(r)) + (f" threads={r['threads']}" if "threads" in r else "")
     theirs = other[m] if other else float("nan")
     print(f"{label:<34} {r[m]:>10.2f} {theirs:>10.2f} {r[m] / theirs if other else float('nan'):>6.2f}x  ({m})")
+compute = [r for r in rows if r["bench"] == "batch_compute"]
+for r in rows:
+    if r["side"] == "ours" and r["bench"] == "batch" and compute and r["images"] == compute[0]["images"]:
+        print(f"caption batch at {100 * r['images_per_s'] / compute[0]['images_per_s']:.0f}% of the pure compute rate "
+              f"({compute[0]['images_per_s']:.1f} images/s: encoder + beam search on preloaded inputs); peak RSS {r['peak_rss_mb']:.0f} MB")
+    if r["bench"] == "batch_memory":
+        print(f"caption batch, {r['images']} files: peak RSS {r['peak_rss_mb']:.0f} MB, {r['images_per_s']:.1f} files/s")
 PY

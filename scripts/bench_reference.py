@@ -242,6 +242,69 @@ def bench_train(batch, caplen, mode):
     emit(bench="train_step", mode=mode, batch=batch, size=caplen, seconds=t, captions_per_s=batch / t)
 
 
+def bench_batch(directory, weights, beam, batch, out=None, limit=None):
+    """The job of `caption batch DIR` done the PyTorch way: every file of DIR in name order, Pillow decode +
+    bilinear resize + normalise (the tutorial's preprocessing), the same model loaded from the model folder's
+    safetensors (the compact CNN of scripts/make_captioner_fixtures.py, then the tutorial's DecoderWithAttention),
+    encoder passes of BATCH images, then the tutorial's caption_image_beam_search image by image (max_length + 1
+    steps, as ours). A file that fails gets an error record. `limit`: only the first LIMIT files (the rate is per
+    image; on a loaded machine two-thread PyTorch can take an hour for 1,000). Timed from the first file to the last record (model
+    loading and `import torch` excluded); `out` gets the records as JSON lines, to compare captions with ours."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from safetensors.torch import load_file
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_captioner_fixtures import CompactEncoder, DecoderWithAttention, caption_image_beam_search
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    cfg = json.load(open(os.path.join(weights, "config.json")))
+    enc, dec, pre = cfg["encoder"], cfg["decoder"], cfg["preprocess"]
+    if enc["arch"] != "compact" or dec.get("attention", "relu") != "relu" or dec.get("gate", "vector") != "vector":
+        raise SystemExit("bench_reference.py batch: only the compact CNN with the tutorial's decoder is mirrored here")
+    encoder = CompactEncoder(enc["channels"], enc["strides"], enc["pool"] or 1)
+    if not enc["pool"]:
+        encoder.pool = torch.nn.Identity()  # the CNN's own grid
+    encoder.load_state_dict(load_file(os.path.join(weights, enc["weights"])), strict=False)
+    decoder = DecoderWithAttention(dec["attention_dim"], dec["embed_dim"], dec["decoder_dim"], dec["vocab_size"],
+                                   encoder_dim=dec["encoder_dim"], dropout=dec["dropout"])
+    decoder.load_state_dict(load_file(os.path.join(weights, dec["weights"])))
+    encoder.eval(), decoder.eval()
+    word_map = json.load(open(os.path.join(weights, cfg.get("vocab", "vocab.json"))))
+    words = {i: w for w, i in word_map.items()}
+    size = pre["size"]
+    mean = torch.tensor(pre["mean"])[:, None, None]
+    std = torch.tensor(pre["std"])[:, None, None]
+    files = sorted(os.path.join(directory, f) for f in os.listdir(directory))[:limit]
+    sink = open(out, "w") if out else None
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    captioned = 0
+    with torch.inference_mode():
+        for start in range(0, len(files), batch):
+            names, inputs = [], []
+            for f in files[start:start + batch]:
+                try:
+                    with Image.open(f) as im:
+                        x = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
+                    inputs.append((torch.from_numpy(x / np.float32(255.0)).permute(2, 0, 1) - mean) / std)
+                    names.append(f)
+                except Exception as e:
+                    if sink: sink.write(json.dumps({"image": f, "error": str(e)}) + "\n")
+            if not inputs:
+                continue
+            features = encoder(torch.stack(inputs))  # N×H'×W'×D
+            for i, f in enumerate(names):
+                found = caption_image_beam_search(decoder, features[i:i + 1], word_map, beam, max_steps=cfg["max_length"] + 1)
+                seq, score = (found[0], found[1]) if found else ([], float("nan"))
+                tokens = [words[t] for t in seq[1:] if words[t] not in ("<start>", "<end>")]
+                captioned += 1
+                if sink:
+                    sink.write(json.dumps({"image": f, "caption": " ".join(tokens), "tokens": tokens, "log_prob": score}) + "\n")
+                    sink.flush()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    emit(bench="batch", images=captioned, batch=batch, beam=beam, seconds=seconds, cpu_seconds=cpu,
+         images_per_s=captioned / seconds, images_per_cpu_s=captioned / cpu)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -253,6 +316,9 @@ def main():
     s = sub.add_parser("encoder-memory"); s.add_argument("arch"); s.add_argument("size", type=int); s.add_argument("batch", type=int)
     s = sub.add_parser("decoder"); s.add_argument("beam", type=int); s.add_argument("steps", type=int); s.add_argument("images", type=int, nargs="?", default=1)
     s = sub.add_parser("train"); s.add_argument("batch", type=int); s.add_argument("caplen", type=int); s.add_argument("kind", nargs="?", default="teacher")
+    s = sub.add_parser("batch"); s.add_argument("dir"); s.add_argument("--weights", required=True)
+    s.add_argument("--beam", type=int, default=3); s.add_argument("--batch-size", type=int, default=16); s.add_argument("--out")
+    s.add_argument("--limit", type=int)
     s = sub.add_parser("video"); s.add_argument("--model", default="shipped"); s.add_argument("--batch", type=int, default=16)
     s.add_argument("--steps", type=int, default=5); s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--label", default="train"); s.add_argument("overrides", nargs="*")
@@ -273,6 +339,8 @@ def main():
         bench_decoder(args.beam, args.steps, args.images)
     elif args.mode == "train":
         bench_train(args.batch, args.caplen, args.kind)
+    elif args.mode == "batch":
+        bench_batch(args.dir, args.weights, args.beam, args.batch_size, args.out, args.limit)
     elif args.mode == "video":  # the video autoencoder, defined with its fixtures in video_reference.py
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from video_reference import bench as bench_video

@@ -61,6 +61,8 @@ case "train":
     benchTrain(Array(args.dropFirst()))
 case "video":
     benchVideo(Array(args.dropFirst()))
+case "batch-compute":
+    benchBatchCompute(Array(args.dropFirst()))
 default:
     FileHandle.standardError.write(Data("usage: caption-bench sgemm N... | encoder ARCH SIZE BATCH | encoder-memory|encoder-train ARCH SIZE BATCH\n".utf8))
     exit(2)

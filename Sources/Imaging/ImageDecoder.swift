@@ -51,6 +51,16 @@ public struct ImageDecoder: Sendable {
         return try bytes.withUnsafeBytes { try decode(bytes: $0, name: path) }
     }
 
+    /// Reads and decodes the file at `path` only if it is a regular file of at most `maxBytes` bytes, for
+    /// walking folders of unknown content: a FIFO named `x.jpg` is refused instead of blocking the reader
+    /// forever (the file is opened non-blocking and checked with `fstat` on the open descriptor, so a path
+    /// swapped for something else after a directory listing is caught too), and a huge file is refused before
+    /// it is read.
+    public func decode(regularFile path: String, maxBytes: Int) throws -> RGBImage {
+        let bytes = try Self.readFile(path, regularOnly: true, maxBytes: maxBytes)
+        return try bytes.withUnsafeBytes { try decode(bytes: $0, name: path) }
+    }
+
     /// Decodes a whole JPEG or PNG file held in memory; `name` is used in error messages.
     public func decode(data: Data, name: String = "<memory>") throws -> RGBImage {
         try data.withUnsafeBytes { try decode(bytes: $0, name: name) }
@@ -131,14 +141,22 @@ public struct ImageDecoder: Sendable {
     }
 
     /// The whole file at `path`, with errno turned into an `ImageError` naming it.
-    static func readFile(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// `regularOnly`: open non-blocking and refuse anything but a regular file (FIFOs, sockets, devices);
+    /// `maxBytes`: refuse a regular file larger than this before reading it.
+    static func readFile(_ path: String, regularOnly: Bool = false, maxBytes: Int = .max) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (regularOnly ? O_NONBLOCK : 0))
         guard fd >= 0 else { throw ImageError(path: path, reason: readReason(errno)) }
         defer { close(fd) }
         var status = stat()
         guard fstat(fd, &status) == 0 else { throw ImageError(path: path, reason: readReason(errno)) }
         if (status.st_mode & S_IFMT) == S_IFDIR { throw ImageError(path: path, reason: .isDirectory) }
         let isRegular = (status.st_mode & S_IFMT) == S_IFREG
+        if regularOnly && !isRegular {
+            throw ImageError(path: path, reason: .unreadable("not a regular file (\(fileKind(status.st_mode)))"))
+        }
+        if Int(status.st_size) > maxBytes {
+            throw ImageError(path: path, reason: .unreadable("file is \(status.st_size) bytes, over the limit of \(maxBytes)"))
+        }
         // Regular files are read into one allocation of their size plus one byte, so reaching
         // EOF needs no regrowth; pipes, devices and files that grew since fstat double as needed.
         var bytes = [UInt8](repeating: 0, count: isRegular ? Int(status.st_size) + 1 : 1 << 16)
@@ -156,6 +174,18 @@ public struct ImageDecoder: Sendable {
         bytes.removeSubrange(filled...)
         if bytes.isEmpty { throw ImageError(path: path, reason: .emptyFile) }
         return bytes
+    }
+
+    /// "FIFO", "socket", "character device", … for messages.
+    static func fileKind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "FIFO"
+        case S_IFSOCK: return "socket"
+        case S_IFCHR: return "character device"
+        case S_IFBLK: return "block device"
+        case S_IFLNK: return "symbolic link"
+        default: return "special file"
+        }
     }
 
     static func readReason(_ code: Int32) -> ImageError.Reason {

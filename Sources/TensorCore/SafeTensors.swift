@@ -699,23 +699,7 @@ public struct SafeTensorsWriter {
     }
 
     private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws {
-        var offset = 0
-        while offset < buffer.count {
-            let n = systemWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SafeTensorsError.cannotWrite(file: path, reason: String(cString: strerror(errno)))
-            }
-            offset += n
-        }
+        let code = writeFully(fd, buffer)
+        if code != 0 { throw SafeTensorsError.cannotWrite(file: path, reason: String(cString: strerror(code))) }
     }
-}
-
-/// POSIX write(2), named apart from `SafeTensorsWriter.write(to:)` and from the platform module.
-private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, buffer, count)
-    #else
-    return Darwin.write(fd, buffer, count)
-    #endif
 }

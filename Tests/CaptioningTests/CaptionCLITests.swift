@@ -9,22 +9,7 @@ final class CaptionCLITests: XCTestCase {
     static let model = Fixtures.path("captioner/tiny_model")
     static let image = Fixtures.path("captioner/tiny_image.png")
 
-    /// The `caption` binary next to the test bundle (SwiftPM builds every product before running tests).
-    static let executable: String? = {
-        let candidates = [Bundle.main.executableURL, URL(fileURLWithPath: CommandLine.arguments[0])]
-            .compactMap { $0?.resolvingSymlinksInPath().deletingLastPathComponent() }
-        var dirs: [URL] = []
-        for c in candidates { dirs += [c, c.deletingLastPathComponent(), c.deletingLastPathComponent().deletingLastPathComponent()] }
-        return dirs.map { $0.appendingPathComponent("caption").path }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }()
-
-    struct Run {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-        var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
-        var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
-    }
+    typealias Run = CLIRunner.Run
 
     var tmp: URL!
 
@@ -36,21 +21,7 @@ final class CaptionCLITests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
     func caption(_ args: [String], environment: [String: String] = [:]) throws -> Run {
-        guard let exe = Self.executable else { throw XCTSkip("caption executable not found next to the test bundle") }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["CAPTION_WEIGHTS"] = nil
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        try CLIRunner.run(args, environment: environment)
     }
 
     func testDefaultSubcommandPrintsPathTabCaption() throws {

@@ -91,4 +91,10 @@ enum Progress {
             FileHandle.standardError.write(Data("\(text)\n".utf8))
         }
     }
+
+    /// "m:ss", or "h:mm:ss" from an hour on (ETAs).
+    static func clock(_ seconds: Double) -> String {
+        let s = seconds.isFinite ? Int(seconds.rounded()) : 0
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
 }

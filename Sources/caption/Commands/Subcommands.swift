@@ -3,6 +3,7 @@ import ArgumentParser
 /// Every subcommand, in the order `caption --help` lists them. Add a command here only once it works.
 let allSubcommands: [ParsableCommand.Type] = [
     DescribeCommand.self,
+    BatchCommand.self,
     ScoreCommand.self,
     AttendCommand.self,
     SynthCommand.self,

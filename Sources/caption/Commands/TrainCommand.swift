@@ -384,10 +384,7 @@ final class TrainingProgress {
         }
     }
 
-    private func clock(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
-    }
+    private func clock(_ seconds: Double) -> String { Progress.clock(seconds) }
 
     private func redraw(_ text: String) {
         FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Captioning
+import Foundation
+import TensorCore
+
+/// `caption batch DIR [--out FILE] [--format jsonl|csv] [--recursive] [--resume] [--jobs N] [--batch-size B] [--sorted]`
+struct BatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batch",
+        abstract: "Caption every image file under a folder, one record per file, resumably.",
+        discussion: """
+            Every file under DIR (not only *.jpg / *.png: images are told by their content) gets one record, \
+            written as soon as it is done: {"image": PATH, "caption": ..., "tokens": [...], "log_prob": ...} as in \
+            `caption --format json`, or {"image": PATH, "error": "..."} for a file that is not an image, is \
+            truncated, unreadable or too large, a broken symbolic link or a symbolic link loop. PATH is DIR joined \
+            with the path below it. CSV: columns image,caption,log_prob,error. \
+            Order: as files finish (roughly the order the file system lists them; failures come out as soon as \
+            they fail); --sorted: each folder's names in byte order, depth first, the same on every run. \
+            --resume: cuts a torn last line left by a killed run and skips every file already recorded in --out \
+            (captioned or failed). Memory stays flat however many files there are. A summary (captioned, failed, \
+            skipped, images/s) ends the run on stderr. Exit status 0 when the run completed, even if files failed; \
+            1 when it could not be done (DIR missing, bad weights, output not writable).
+            """
+    )
+
+    @Argument(help: "Folder of images.")
+    var folder: String
+
+    @Option(name: .long, help: "Output file (default: stdout).")
+    var out: String?
+
+    @Option(name: .long, help: "Output format: jsonl or csv.")
+    var format: BatchFormat = .jsonl
+
+    @Flag(name: .long, help: "Walk subfolders too (symbolic links are followed; loops are reported, not entered).")
+    var recursive = false
+
+    @Flag(name: .long, help: "Append to --out, skipping the files already recorded in it.")
+    var resume = false
+
+    @Option(name: .long, help: "Decoding threads (default: one per core beyond the first, at least 1).")
+    var jobs: Int?
+
+    @Option(name: .long, help: "Images per encoder pass and beam search.")
+    var batchSize = 16
+
+    @Flag(name: .long, help: "Records in walk order (names sorted), the same on every run, instead of as files finish.")
+    var sorted = false
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var search: SearchOptions
+
+    func validate() throws {
+        if resume && out == nil { throw ValidationError("--resume needs --out FILE (the run to continue)") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+    }
+
+    func run() throws {
+        var isFolder: ObjCBool = false  // before the model loads: a mistyped DIR should fail at once
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) else { throw CaptionError(file: folder, "no such folder") }
+        guard isFolder.boolValue else { throw CaptionError(file: folder, "not a folder") }
+        let captioner = try model.loadCaptioner()
+        var options = BatchOptions()
+        options.recursive = recursive
+        options.sorted = sorted
+        options.jobs = jobs ?? max(1, Threads.count - 1)
+        options.batchSize = batchSize
+        options.beam = search.beam
+        options.maxLength = search.maxLength
+        options.lengthPenalty = search.lengthPenalty
+        let view = BatchProgressView()
+        let summary: BatchProgress
+        do {
+            let output = try out.map { try BatchOutput(path: $0, format: format, resume: resume) }
+                ?? BatchOutput(standardOutputIn: format)
+            if output.repairedBytes > 0 {
+                Log.info("batch: \(output.path ?? ""): cut a torn last record (\(output.repairedBytes) bytes) left by an interrupted run")
+            }
+            if resume && !output.recorded.isEmpty { Log.info("batch: \(output.recorded.count) file(s) already recorded; skipping them") }
+            summary = try BatchCaptioner(captioner: captioner, options: options).run(folder: folder, output: output, progress: view.update)
+        } catch {
+            view.finish()
+            throw CaptionError("\(error)")
+        }
+        view.finish()
+        Log.info(String(format: "batch: %d captioned, %d failed, %d skipped in %.1f s (%.1f images/s)", summary.captioned,
+                        summary.failed, summary.skipped, summary.seconds, summary.imagesPerSecond))
+    }
+}
+
+extension BatchFormat: ExpressibleByArgument {}
+
+/// The batch run's progress on stderr: a bar with the count, images/s and ETA on a terminal (redrawn at most
+/// ten times a second), plain lines every few seconds otherwise (`Progress.line`), nothing with --quiet.
+final class BatchProgressView {
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    func update(_ p: BatchProgress) {
+        guard !Log.quiet else { return }
+        let now = Date()
+        if Log.stderrIsTerminal && now.timeIntervalSince(lastDraw) < 0.1 && p.done != p.total { return }
+        lastDraw = now
+        var text = "batch: \(p.done)" + (p.total.map { "/\($0)" } ?? "") + " files"
+        text += String(format: ", %.1f images/s", p.imagesPerSecond)
+        if let total = p.total, p.done > 0 {
+            text += ", ETA " + Progress.clock(p.seconds / Double(p.done) * Double(max(0, total - p.done)))
+            if Log.stderrIsTerminal {
+                let width = 24, filled = min(width, total > 0 ? width * p.done / total : width)
+                text = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + text
+            }
+        }
+        Progress.line(text)
+        drawn = true
+    }
+
+    /// Ends a redrawn bar's line so the summary starts on its own.
+    func finish() {
+        if drawn && Log.stderrIsTerminal && !Log.quiet { FileHandle.standardError.write(Data("\n".utf8)) }
+        drawn = false
+    }
+}
