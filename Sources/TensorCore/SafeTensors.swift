@@ -283,7 +283,7 @@ public struct SafeTensorsFile: @unchecked Sendable {
 
     /// IEEE 754 binary16 bits to Float, exactly (including subnormals, infinities and NaN),
     /// without relying on the `Float16` type, which is unavailable on some platforms.
-    static func halfToFloat(_ h: UInt16) -> Float {
+    public static func halfToFloat(_ h: UInt16) -> Float {
         let sign = UInt32(h & 0x8000) << 16
         let exponent = Int((h >> 10) & 0x1F)
         let mantissa = UInt32(h & 0x3FF)
@@ -294,6 +294,29 @@ public struct SafeTensorsFile: @unchecked Sendable {
             return sign != 0 ? -magnitude : magnitude
         }
         return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | (mantissa << 13))
+    }
+
+    /// Float to IEEE 754 binary16 bits, rounded to nearest even (overflow to ±∞, NaN kept quiet), the
+    /// inverse of `halfToFloat` on every half value.
+    public static func floatToHalf(_ f: Float) -> UInt16 {
+        let x = f.bitPattern
+        let sign = UInt16(truncatingIfNeeded: (x >> 16) & 0x8000)
+        let biased = Int((x >> 23) & 0xFF), mantissa = x & 0x7F_FFFF
+        if biased == 0xFF { return sign | 0x7C00 | (mantissa != 0 ? 0x200 : 0) }
+        let exponent = biased - 127 + 15
+        if exponent >= 31 { return sign | 0x7C00 }
+        // Keep `shift` low bits fewer; round the dropped ones to nearest, ties to even (a carry into the
+        // exponent field is the correct next value, up to ∞).
+        func rounded(_ value: UInt32, shift: UInt32) -> UInt32 {
+            let kept = value >> shift, rest = value & ((1 << shift) - 1), half = UInt32(1) << (shift - 1)
+            return rest > half || (rest == half && kept & 1 == 1) ? kept + 1 : kept
+        }
+        if exponent <= 0 {
+            // Subnormal half: (1.mantissa) · 2^(exponent − 15) = m · 2⁻²⁴ with m = M >> (14 − exponent).
+            if exponent < -10 { return sign }
+            return sign | UInt16(rounded(mantissa | 0x80_0000, shift: UInt32(14 - exponent)))
+        }
+        return sign | UInt16(rounded(UInt32(exponent) << 23 | mantissa, shift: 13))
     }
 }
 
@@ -526,6 +549,7 @@ enum SafeTensorsHeader {
 public struct SafeTensorsWriter {
     enum Payload {
         case f32([Float])
+        case f16([UInt16])
         case u8([UInt8])
         case i64([Int64])
         case i32([Int32])
@@ -533,6 +557,7 @@ public struct SafeTensorsWriter {
         var dtype: SafeTensorsDType {
             switch self {
             case .f32: return .F32
+            case .f16: return .F16
             case .u8: return .U8
             case .i64: return .I64
             case .i32: return .I32
@@ -541,6 +566,7 @@ public struct SafeTensorsWriter {
         var count: Int {
             switch self {
             case let .f32(a): return a.count
+            case let .f16(a): return a.count
             case let .u8(a): return a.count
             case let .i64(a): return a.count
             case let .i32(a): return a.count
@@ -549,6 +575,7 @@ public struct SafeTensorsWriter {
         func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
             switch self {
             case let .f32(a): return try a.withUnsafeBytes(body)
+            case let .f16(a): return try a.withUnsafeBytes(body)
             case let .u8(a): return try a.withUnsafeBytes(body)
             case let .i64(a): return try a.withUnsafeBytes(body)
             case let .i32(a): return try a.withUnsafeBytes(body)
@@ -594,6 +621,11 @@ public struct SafeTensorsWriter {
 
     /// Adds a Float32 tensor (stored as F32).
     public mutating func add(_ name: String, _ t: Tensor) { append(name, t.shape, .f32(t.storage)) }
+
+    /// Adds a Float32 tensor stored as F16 (each value rounded to nearest even; see `floatToHalf`).
+    public mutating func addHalf(_ name: String, _ t: Tensor) {
+        append(name, t.shape, .f16(t.storage.map(SafeTensorsFile.floatToHalf)))
+    }
 
     /// Adds a U8 tensor of the given shape.
     public mutating func add(_ name: String, shape: [Int], uint8: [UInt8]) { append(name, shape, .u8(uint8)) }

@@ -135,6 +135,22 @@ public final class VideoAutoencoder {
         }
     }
 
+    /// Zeroes the readouts' weights (keeping their biases): every decoder starts by predicting the bias frame
+    /// alone, without the speckle a random H → D readout paints over every output until training removes it.
+    /// The hidden states still get gradients from the first update on (W then moves off zero).
+    public func zeroReadoutWeights() {
+        for name in ["reconstruction.readout.weight", "future.readout.weight", "readout.weight"] {
+            guard let param = parameters.layout.param(named: name) else { continue }
+            parameters.value(param).update(repeating: 0, count: param.count)
+        }
+    }
+
+    /// Rounds every parameter to the nearest F16 value (what `VideoModelFolder.save(…, half: true)` stores).
+    public func roundToHalfPrecision() {
+        let v = parameters.values
+        for i in 0..<parameters.count { v[i] = SafeTensorsFile.halfToFloat(SafeTensorsFile.floatToHalf(v[i])) }
+    }
+
     /// One forward and backward pass over `batch` (F ≥ `config.framesNeeded` frames; the first T are read, the
     /// next K predicted). Gradients are *added* to `parameters.grads`; the returned losses are the mean
     /// per-frame losses of each decoder (computed only when `computeLoss`, else nil).

@@ -80,10 +80,12 @@ public enum VideoModelFolder {
     }
 
     /// Writes the model into `folder` (created if needed). Each file is written atomically, config.json last.
+    /// `half` stores the weights as F16 (round them first with `VideoAutoencoder.roundToHalfPrecision` so the
+    /// model in memory is the one written).
     public static func save(_ model: VideoAutoencoder, anomaly: AnomalyStatistics?, training: VideoTrainingSummary?,
-                            to folder: String) throws {
+                            to folder: String, half: Bool = false) throws {
         try createFolder(folder)
-        try writeWeights(model.parameters, to: folder + "/" + weightsFile)
+        try writeWeights(model.parameters, to: folder + "/" + weightsFile, half: half)
         if let anomaly { try writeJSON(anomaly, to: folder + "/" + anomalyFile) }
         try writeJSON(ConfigFile(video: model.config, weights: weightsFile, training: training), to: folder + "/" + configFile)
     }
@@ -111,10 +113,13 @@ public enum VideoModelFolder {
         return (model, anomaly)
     }
 
-    /// Every non-empty parameter as an F32 tensor under its name.
-    static func writeWeights(_ p: Parameters, to path: String, extra: (inout SafeTensorsWriter) -> Void = { _ in }) throws {
+    /// Every non-empty parameter as an F32 (or, with `half`, F16) tensor under its name.
+    static func writeWeights(_ p: Parameters, to path: String, half: Bool = false,
+                             extra: (inout SafeTensorsWriter) -> Void = { _ in }) throws {
         var writer = SafeTensorsWriter()
-        for param in p.layout.params where param.count > 0 { writer.add(param.name, p.tensor(param)) }
+        for param in p.layout.params where param.count > 0 {
+            if half { writer.addHalf(param.name, p.tensor(param)) } else { writer.add(param.name, p.tensor(param)) }
+        }
         extra(&writer)
         do { try writer.write(to: path) } catch { throw VideoError(file: path, "cannot write weights: \(error)") }
     }

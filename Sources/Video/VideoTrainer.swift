@@ -29,11 +29,13 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
     public var forgetGateBias: Float
     /// Start the readouts at the training data's mean frame (`setOutputBias`).
     public var outputBiasFromData: Bool
+    /// Start the readouts' weights at zero (`zeroReadoutWeights`); nil (older checkpoints) is false.
+    public var zeroReadout: Bool?
 
     public init(batchSize: Int = 16, epochs: Int = 10, steps: Int? = nil, learningRate: Float = 1e-3,
                 finalLearningRate: Float? = nil, clipNorm: Float? = 100, scheduledSampling: ScheduledSampling = .teacherForcing,
                 truncation: [Int]? = nil, seed: UInt64 = 1, checkpointEvery: Int = 500, anomalySequences: Int = 512,
-                forgetGateBias: Float = 1, outputBiasFromData: Bool = true) {
+                forgetGateBias: Float = 1, outputBiasFromData: Bool = true, zeroReadout: Bool? = nil) {
         self.batchSize = batchSize
         self.epochs = epochs
         self.steps = steps
@@ -47,6 +49,7 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
         self.anomalySequences = anomalySequences
         self.forgetGateBias = forgetGateBias
         self.outputBiasFromData = outputBiasFromData
+        self.zeroReadout = zeroReadout
     }
 
     /// One-line descriptions of what is wrong, empty when usable.
@@ -69,6 +72,7 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
         case scheduledSampling = "scheduled_sampling", truncation = "tbptt", seed
         case checkpointEvery = "checkpoint_every", anomalySequences = "anomaly_sequences"
         case forgetGateBias = "forget_gate_bias", outputBiasFromData = "output_bias_from_data"
+        case zeroReadout = "zero_readout"
     }
 }
 
@@ -130,11 +134,13 @@ public final class VideoTrainer {
     }
 
     /// Fresh weights: PyTorch's default initialisation from `options.seed`, then the forget-gate bias and the
-    /// readouts' data-mean bias when the options ask for them. (A resumed run loads its weights instead.)
+    /// readouts' data-mean bias and zero weights when the options ask for them. (A resumed run loads its
+    /// weights instead.)
     public func initializeModel() {
         model.initialize(seed: options.seed)
         if options.forgetGateBias != 0 { model.setForgetGateBias(options.forgetGateBias) }
         if options.outputBiasFromData { model.setOutputBias(meanFrame: data.meanFrame()) }
+        if options.zeroReadout == true { model.zeroReadoutWeights() }
     }
 
     public var batchSize: Int { min(options.batchSize, data.count) }

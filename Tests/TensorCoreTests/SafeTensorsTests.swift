@@ -392,4 +392,31 @@ final class SafeTensorsTests: XCTestCase {
         for i in 0..<8 { XCTAssertEqual(try file.tensor("layer\(i).weight").storage[1_048_575], Float(i)) }
         XCTAssertLessThan(Date().timeIntervalSince(start), 10)
     }
+
+    /// F16 writing: every half value survives Float → half → Float → half, and in-between floats round to
+    /// nearest even (halfway cases included), subnormals and overflow too; written files read back as F16.
+    func testHalfPrecisionRoundingAndWriting() throws {
+        for bits in 0...UInt16.max where (bits & 0x7C00) != 0x7C00 || (bits & 0x3FF) == 0 {
+            XCTAssertEqual(SafeTensorsFile.floatToHalf(SafeTensorsFile.halfToFloat(bits)), bits, "\(bits)")
+        }
+        XCTAssertEqual(SafeTensorsFile.floatToHalf(1 + 1.0 / 2048), 0x3C00)          // tie → even (1.0)
+        XCTAssertEqual(SafeTensorsFile.floatToHalf(1 + 3.0 / 2048), 0x3C02)          // tie → even (1 + 2⁻⁹)
+        XCTAssertEqual(SafeTensorsFile.floatToHalf(1 + 1.0 / 2048 + 1e-6), 0x3C01)   // above the tie
+        XCTAssertEqual(SafeTensorsFile.floatToHalf(65520), 0x7C00)                   // rounds up to ∞
+        XCTAssertEqual(SafeTensorsFile.floatToHalf(65519), 0x7BFF)
+        XCTAssertEqual(SafeTensorsFile.floatToHalf(-3e-8), 0x8001)                   // subnormal, rounded up
+        XCTAssertEqual(SafeTensorsFile.floatToHalf(2.9e-8), 0x0000)                  // below half the smallest
+        XCTAssertEqual(SafeTensorsFile.floatToHalf(.nan) & 0x7E00, 0x7E00)
+
+        let values: [Float] = [0.1, -2.5, 1e-5, 3.14159, 60000, -7e-8]
+        var writer = SafeTensorsWriter()
+        writer.addHalf("w", Tensor(shape: [2, 3], storage: values))
+        let path = NSTemporaryDirectory() + "half-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try writer.write(to: path)
+        let file = try SafeTensorsFile(path: path)
+        XCTAssertEqual(file.info("w")?.dtype, .F16)
+        XCTAssertEqual(try file.tensor("w").storage,
+                       values.map { SafeTensorsFile.halfToFloat(SafeTensorsFile.floatToHalf($0)) })
+    }
 }

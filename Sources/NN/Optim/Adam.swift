@@ -69,14 +69,32 @@ public final class Adam {
                     // The same operation order as torch.optim.Adam's single-tensor path:
                     // m.lerp_(g, 1−β1); v.mul_(β2).addcmul_(g, g, 1−β2);
                     // denom = √v / √bc2 + ε; θ.addcdiv_(m, denom, −lr/bc1).
+                    // Eight lanes at a time (the same IEEE operations per element, so the same bits as the
+                    // scalar tail), then the rest one by one.
                     let stepSize = Float(Double(learningRate(for: p)) / bc1)
-                    for i in p.offset..<(p.offset + p.count) {
+                    let end = p.offset + p.count
+                    var i = p.offset
+                    while i + 8 <= end {
+                        let theta = load8(values + i)
+                        var g = load8(grads + i)
+                        if wd != 0 { g += wd * theta }
+                        var m = load8(mp + i), v = load8(vp + i)
+                        m += (1 - b1) * (g - m)
+                        v = v * b2 + (1 - b2) * (g * g)
+                        let denom = v.squareRoot() / sqrtBC2 + eps
+                        store8(m, mp + i)
+                        store8(v, vp + i)
+                        store8(theta + -stepSize * (m / denom), values + i)
+                        i += 8
+                    }
+                    while i < end {
                         var g = grads[i]
                         if wd != 0 { g += wd * values[i] }
                         mp[i] += (1 - b1) * (g - mp[i])
                         vp[i] = vp[i] * b2 + (1 - b2) * (g * g)
                         let denom = vp[i].squareRoot() / sqrtBC2 + eps
                         values[i] += -stepSize * (mp[i] / denom)
+                        i += 1
                     }
                 }
             }
@@ -89,3 +107,11 @@ import Glibc
 #else
 import Darwin
 #endif
+
+@inline(__always) private func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}

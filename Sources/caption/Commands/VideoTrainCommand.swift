@@ -102,6 +102,10 @@ struct VideoTrainCommand: ParsableCommand {
     var forgetBias: Float = 1
     @Flag(name: .long, inversion: .prefixedNo, help: "Start the readouts at the training data's mean frame.")
     var meanFrameBias = true
+    @Flag(name: .long, help: "Start the readouts' weights at zero (no random speckle over the first outputs).")
+    var zeroReadout = false
+    @Flag(name: .long, help: "Store model.safetensors as F16 (half the size; the weights are rounded before the anomaly statistics are measured). Checkpoints stay F32.")
+    var f16 = false
     @Option(name: .long, help: "Training sequences measured for the anomaly statistics.")
     var anomalySequences: Int = 512
     @Flag(name: .long, help: "No progress on stderr.")
@@ -143,7 +147,7 @@ struct VideoTrainCommand: ParsableCommand {
             scheduledSampling: ScheduledSampling(kind: kind, k: samplingK, c: samplingC, minimum: samplingMin,
                                                  sampleModelToken: sampleFrames),
             truncation: truncation, seed: seed, checkpointEvery: checkpointEvery, anomalySequences: anomalySequences,
-            forgetGateBias: forgetBias, outputBiasFromData: meanFrameBias)
+            forgetGateBias: forgetBias, outputBiasFromData: meanFrameBias, zeroReadout: zeroReadout)
         if let problem = options.problems().first { throw ValidationError(problem) }
         return options
     }
@@ -255,13 +259,14 @@ struct VideoTrainCommand: ParsableCommand {
         let trainSeconds = Date().timeIntervalSince(trainStart)
 
         // Anomaly statistics and the model folder
+        if f16 { model.roundToHalfPrecision() }
         let count = min(options.anomalySequences, dataset.count)
         let indices = (0..<count).map { $0 * dataset.count / max(count, 1) }
         let errors = VideoEvaluation.sequenceErrors(model, dataset, indices: indices)
         let anomaly = errors.isEmpty ? nil : AnomalyStatistics(errors: errors, loss: config.loss)
         let summary = VideoTrainingSummary(data: source, sequences: dataset.count, steps: trainer.state.step,
                                            batchSize: trainer.batchSize, seconds: trainSeconds, options: trainer.options)
-        do { try VideoModelFolder.save(model, anomaly: anomaly, training: summary, to: out) } catch let error as VideoError {
+        do { try VideoModelFolder.save(model, anomaly: anomaly, training: summary, to: out, half: f16) } catch let error as VideoError {
             throw CaptionError(error.description)
         }
         Log.info(String(format: "video train: wrote %@ (%d steps, %.0f s of training)", out, trainer.state.step, trainSeconds))
