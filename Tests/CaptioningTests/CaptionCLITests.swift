@@ -38,6 +38,16 @@ final class CaptionCLITests: XCTestCase {
         XCTAssertEqual(try caption([Self.image], environment: ["CAPTION_WEIGHTS": Self.model]).stdout, r.stdout)
     }
 
+    /// The README's first command: the shipped model in weights/, found next to the executable, on a sample.
+    func testShippedModelCaptionsTheREADMESample() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let sample = root.appendingPathComponent("samples/scene7.jpg").path
+        let r = try caption([sample, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "\(sample)\tthere is a large yellow star and a large purple cross\n")
+    }
+
     func testJSONLineHasTheContractFields() throws {
         let r = try caption([Self.image, "--weights", Self.model, "--format", "json", "--beam", "1", "--max-length", "5"])
         XCTAssertEqual(r.status, 0, r.stderr)
