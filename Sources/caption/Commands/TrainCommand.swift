@@ -363,7 +363,7 @@ final class TrainingProgress {
             let eta = done > 0 ? elapsed / Double(done) * Double(totalSteps - r.step) : 0
             let rate = stepSeconds > 0 ? Double(captions) / stepSeconds : 0
             let text = String(format: "epoch %d/%d step %d/%d loss %.4f ε %.3f lr %.2e %.0f cap/s ETA %@",
-                              r.epoch + 1, epochs, r.step, totalSteps, r.loss, r.epsilon, r.learningRate, rate, clock(eta))
+                              r.epoch + 1, epochs, r.step, totalSteps, r.loss, r.epsilon, r.learningRate, rate, Progress.clock(eta))
             if terminal {
                 let width = 24, filled = min(width, width * r.step / totalSteps)
                 redraw("[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + text)
@@ -383,8 +383,6 @@ final class TrainingProgress {
             line("model (step \(step)) written to \(path)")
         }
     }
-
-    private func clock(_ seconds: Double) -> String { Progress.clock(seconds) }
 
     private func redraw(_ text: String) {
         FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
