@@ -172,4 +172,61 @@ final class AttentionDecoderTests: XCTestCase {
             XCTAssertEqual(analytic, numeric, accuracy: 2e-4 + 0.02 * abs(numeric), name)
         }
     }
+
+    /// Attention supervision: the loss is the plain loss plus weight · mean(−log Σ_{cells} α) over the supervised
+    /// words (checked against α from the forward pass), and its gradients match central differences.
+    func testAttentionSupervisionLossAndGradients() throws {
+        let c = try load("tutorial")
+        let ws = DecoderWorkspace()
+        let nL = c.features.count / (c.captions.count * Self.config.encoderDim)
+        // Every other word of each caption gets two cells (in the caller's caption order).
+        let cells: [[[Int]]] = c.captions.indices.map { b in
+            (0..<(c.lengths[b] - 1)).map { t in t % 2 == 0 ? [(b + t) % nL, (b + 3 * t + 1) % nL] : [] }
+        }
+        let supervision = AttentionSupervision(weight: 0.7, cells: cells)
+        func forward(_ features: Tensor) -> DecoderForward {
+            var rng = RNG(seed: 0)
+            return c.decoder.forward(features: features, captions: c.captions, lengths: c.lengths, c.p,
+                                     workspace: ws, training: true, rng: &rng)
+        }
+        func lossAt(_ features: Tensor) -> Float {
+            let loss = c.decoder.backward(forward(features), alphaC: 1, c.p, featureGradient: false, supervision: supervision).loss
+            c.p.zeroGrads()
+            return loss.total
+        }
+        c.p.zeroGrads()
+        let fwd = forward(c.features)
+        let alphas = fwd.alphas(), plain = c.decoder.loss(fwd, alphaC: 1)
+        var expected = 0.0, words = 0
+        for b in cells.indices {
+            for (t, target) in cells[b].enumerated() where !target.isEmpty {
+                let mass = target.reduce(Float(0)) { $0 + alphas.storage[(b * fwd.steps + t) * nL + $1] }
+                expected -= Double(log(mass)); words += 1
+            }
+        }
+        let (loss, dFeatures) = c.decoder.backward(fwd, alphaC: 1, c.p, supervision: supervision)
+        XCTAssertEqual(loss.attentionSupervision, Float(expected / Double(words)), accuracy: 1e-5)
+        XCTAssertEqual(loss.total, plain.total + 0.7 * loss.attentionSupervision, accuracy: 1e-5)
+        let grads = Array(UnsafeBufferPointer(start: c.p.grads, count: c.p.count))
+        c.p.zeroGrads()
+        let eps: Float = 1e-2
+        for i in [0, 50, 200, 431] {
+            var plus = c.features, minus = c.features
+            plus.storage[i] += eps; minus.storage[i] -= eps
+            let numeric = (lossAt(plus) - lossAt(minus)) / (2 * eps)
+            XCTAssertEqual(dFeatures!.storage[i], numeric, accuracy: 2e-4 + 0.02 * abs(numeric), "feature \(i)")
+        }
+        for name in ["attention.full_att.weight", "attention.decoder_att.weight", "attention.encoder_att.bias", "init_h.weight"] {
+            let param = c.p.layout.param(named: name)!
+            let i = param.count / 2
+            let saved = c.p.values[param.offset + i]
+            c.p.values[param.offset + i] = saved + eps
+            let lp = lossAt(c.features)
+            c.p.values[param.offset + i] = saved - eps
+            let lm = lossAt(c.features)
+            c.p.values[param.offset + i] = saved
+            let numeric = (lp - lm) / (2 * eps)
+            XCTAssertEqual(grads[param.offset + i], numeric, accuracy: 2e-4 + 0.02 * abs(numeric), name)
+        }
+    }
 }

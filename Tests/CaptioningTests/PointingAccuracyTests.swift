@@ -65,4 +65,21 @@ final class PointingAccuracyTests: XCTestCase {
         XCTAssertEqual(p.unmatched, 1)
         XCTAssertEqual(p.accuracy, 0.5)
     }
+
+    /// The cells attention supervision targets are exactly those whose centres `add` would score as hits.
+    func testSupervisionCellsAreTheHitCells() {
+        let pre = Preprocessing(resizeWidth: 80, resizeHeight: 80)
+        let grid = GridSize(height: 4, width: 4)  // cell centres at 10, 30, 50, 70
+        // The blue square's box is x 0…20, y 60…80: centres (10, 70) → cell (3, 0).
+        XCTAssertEqual(PointingAccuracy.cells(of: [2], objects: scene, grid: grid, preprocessing: pre, width: 80, height: 80), [12])
+        // Both red circles: (0…20, 0…20) → cell 0; (60…80, 0…20) → cell 3.
+        XCTAssertEqual(PointingAccuracy.cells(of: [0, 1], objects: scene, grid: grid, preprocessing: pre, width: 80, height: 80), [0, 3])
+        for cell in 0..<16 {
+            var p = PointingAccuracy(), a = [Float](repeating: 0, count: 16)
+            a[cell] = 1
+            p.add(tokens: ["a", "blue", "square"], alphas: [a, a, a], grid: grid, objects: scene, preprocessing: pre,
+                  width: 80, height: 80)
+            XCTAssertEqual(p.hits, cell == 12 ? 2 : 0, "cell \(cell)")
+        }
+    }
 }

@@ -209,6 +209,39 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// `--attention-supervision`: the term is logged and pulls the loss; a set without object boxes is refused
+    /// before anything is written.
+    func testAttentionSupervisionIsLoggedAndNeedsObjectBoxes() throws {
+        var options = Self.tinyOptions(fineTune: false)
+        options.maxSteps = 3
+        options.validationSplit = nil
+        options.attentionSupervision = 1
+        let out = tempFolder("supervised")
+        _ = try Trainer(data: Self.dataFolder, out: out, options: options, spec: Self.tinySpec).run()
+        let lines = try String(contentsOfFile: out + "/training/log.jsonl", encoding: .utf8).split(separator: "\n")
+        let terms = lines.compactMap { line -> Double? in
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return (object?["attention_supervision"] as? NSNumber)?.doubleValue
+        }
+        XCTAssertEqual(terms.count, 3)
+        XCTAssertTrue(terms.allSatisfy { $0 > 0 }, "\(terms)")
+
+        // The same set with the boxes removed from its annotation file.
+        let plain = tempFolder("no-boxes")
+        try FileManager.default.copyItem(atPath: Self.dataFolder, toPath: plain)
+        let annotations = plain + "/annotations/captions_train.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: annotations))) as! [String: Any]
+        json["images"] = (json["images"] as! [[String: Any]]).map { var image = $0; image["objects"] = nil; return image }
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: annotations))
+        let refused = tempFolder("refused")
+        let t = try Trainer(data: plain, out: refused, options: options, spec: Self.tinySpec)
+        XCTAssertThrowsError(try t.run()) {
+            XCTAssertTrue(($0 as? TrainingError)?.isUsage ?? false, "\($0)")
+            XCTAssertTrue("\($0)".contains("object boxes"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: t.logPath))
+    }
+
     func testCheckpointOptionsKeepNilFieldsAndReadOlderCheckpoints() throws {
         var o = TrainingOptions()
         o.validationSplit = nil   // nil here, "val" by default: must not come back as the default

@@ -1,3 +1,4 @@
+import Foundation
 import NN
 import TensorCore
 
@@ -63,12 +64,31 @@ public struct DecoderForward {
 
 /// The tutorial's training loss and its parts.
 public struct DecoderLoss: Equatable, Sendable {
-    /// crossEntropy + alphaC · attentionPenalty
+    /// crossEntropy + alphaC · attentionPenalty (+ supervision weight · attentionSupervision)
     public let total: Float
     /// Mean over all predicted tokens of −log p(target).
     public let crossEntropy: Float
     /// Doubly stochastic regularisation ((1 − Σ_t α_t)²).mean() over captions and pixels (before alpha_c).
     public let attentionPenalty: Float
+    /// Mean over the supervised words of −log Σ_{l ∈ target cells} α_{t,l} (before its weight; 0 without
+    /// supervision).
+    public var attentionSupervision: Float = 0
+}
+
+/// Attention supervision ("attention correctness", Liu et al. 2017): for some predicted words, the grid cells
+/// where the thing they name lies, and the loss `weight · mean over those words of −log Σ_{l ∈ cells} α_{t,l}`,
+/// which pulls each such word's attention mass onto its cells. Synthetic sets know their objects' boxes, so
+/// `caption train --attention-supervision` can use it; real captions have no such targets.
+public struct AttentionSupervision: Sendable {
+    public var weight: Float
+    /// `cells[b][t]`: the cells for the word predicted at step t of caption b (the caller's caption order);
+    /// empty, or t past the end: that word is not supervised.
+    public var cells: [[[Int]]]
+
+    public init(weight: Float, cells: [[[Int]]]) {
+        self.weight = weight
+        self.cells = cells
+    }
 }
 
 extension AttentionDecoder {
@@ -253,14 +273,48 @@ extension AttentionDecoder {
         return Float(penalty / Double(batch * nL))
     }
 
+    /// The supervision term (mean −log of each supervised word's α mass on its cells) and, in `rows` (N×L,
+    /// packed order), every row's extra dL/dα: the penalty's (same for all steps of a caption) plus
+    /// `−weight / (count · mass)` on the row's target cells.
+    private func supervise(_ fwd: DecoderForward, _ supervision: AttentionSupervision,
+                           penaltyGradient: UnsafePointer<Float>, into rows: UnsafeMutablePointer<Float>) -> Float {
+        let nL = fwd.pixels
+        let alpha = fwd.workspace.buffer(.alpha, fwd.tokenCount * nL)
+        precondition(supervision.cells.count == fwd.batch, "attention supervision: \(supervision.cells.count) captions, expected \(fwd.batch)")
+        func cells(_ i: Int, _ t: Int) -> [Int] {
+            let perStep = supervision.cells[fwd.order[i]]
+            return t < perStep.count ? perStep[t] : []
+        }
+        var count = 0
+        for t in 0..<fwd.steps { for i in 0..<fwd.stepRows[t] where !cells(i, t).isEmpty { count += 1 } }
+        var total = 0.0
+        for t in 0..<fwd.steps {
+            for i in 0..<fwd.stepRows[t] {
+                let row = fwd.stepOffsets[t] + i, a = alpha + row * nL, d = rows + row * nL
+                d.update(from: penaltyGradient + i * nL, count: nL)
+                let target = cells(i, t)
+                guard !target.isEmpty else { continue }
+                var mass: Float = 0
+                for l in target { precondition(l >= 0 && l < nL, "attention supervision: cell \(l) outside 0..<\(nL)"); mass += a[l] }
+                mass = max(mass, 1e-12)
+                total -= Double(log(mass))
+                let g = -supervision.weight / (Float(count) * mass)
+                for l in target { d[l] += g }
+            }
+        }
+        return count > 0 ? Float(total / Double(count)) : 0
+    }
+
     /// Backward of the tutorial's loss `CE(packed scores, packed targets) + alphaC · ((1 − Σ_t α_t)²).mean()`.
     ///
     /// Accumulates (+=) the gradient of every decoder parameter into `p.grads` and, when `featureGradient`,
     /// returns dLoss/d(features) (B×L×D, the caller's order) for fine-tuning the encoder. Per-step work is only
     /// what the recurrence forces; the weight gradients of decode_step, f_beta, decoder_att, embedding, fc and
     /// encoder_att are each one SGEMM over all N tokens (or all B·L annotations) after the loop.
-    public func backward(_ fwd: DecoderForward, alphaC: Float, _ p: Parameters,
-                         featureGradient: Bool = true) -> (loss: DecoderLoss, dFeatures: Tensor?) {
+    ///
+    /// `supervision` adds its term to the loss and its dL/dα to the attention rows it names.
+    public func backward(_ fwd: DecoderForward, alphaC: Float, _ p: Parameters, featureGradient: Bool = true,
+                         supervision: AttentionSupervision? = nil) -> (loss: DecoderLoss, dFeatures: Tensor?) {
         let ws = fwd.workspace
         precondition(ws.generation == fwd.generation, "DecoderForward used after its workspace ran another forward")
         let c = config
@@ -291,6 +345,14 @@ extension AttentionDecoder {
         let ce = Float(ceSum / Double(max(n, 1)))
         let penalty = attentionPenalty(fwd, alphaC: alphaC)
         let dPenalty = UnsafePointer(ws.buffer(.alphaSum, batch * nL))
+        // With supervision every row gets its own extra dL/dα (the penalty's, plus the supervision's).
+        var supervisionLoss: Float = 0
+        var dAlphaRows: UnsafeMutablePointer<Float>?
+        if let supervision, supervision.weight > 0 {
+            let rows = ws.buffer(.dAlphaRows, n * nL)
+            supervisionLoss = supervise(fwd, supervision, penaltyGradient: dPenalty, into: rows)
+            dAlphaRows = rows
+        }
 
         // fc: dW += dScoresᵀ·dropout(h); dh_out = dScores·W ⊙ mask   (N×V · V×H)
         let fcInput = UnsafePointer(fwd.dropoutActive ? ws.buffer(.hDrop, n * nH) : hOut)
@@ -334,7 +396,8 @@ extension AttentionDecoder {
                 dBiasPartial[b] += AttentionKernels.backwardRow(
                     pixels: nL, attentionDim: nA, encoderDim: nD, tanh: tanhAttention,
                     encAtt: encAtt + b * nL * nA, att2: att2 + row * nA, w: w, features: feat + b * nL * nD,
-                    alpha: alpha + row * nL, dContext: dz, extraDAlpha: dPenalty + b * nL,
+                    alpha: alpha + row * nL, dContext: dz,
+                    extraDAlpha: dAlphaRows.map { UnsafePointer($0 + row * nL) } ?? dPenalty + b * nL,
                     scratch: dAlphaScratch + b * nL, dEncAtt: dEncAtt + b * nL * nA, dAtt2: dAtt2 + row * nA,
                     dW: dWPartial + b * nA)
             }
@@ -365,7 +428,9 @@ extension AttentionDecoder {
 
         encoderAtt.accumulateGradients(rows: batch * nL, dy: dEncAtt, input: feat, p)
 
-        let loss = DecoderLoss(total: ce + alphaC * penalty, crossEntropy: ce, attentionPenalty: penalty)
+        let supervisionWeight = supervision?.weight ?? 0
+        let loss = DecoderLoss(total: ce + alphaC * penalty + supervisionWeight * supervisionLoss, crossEntropy: ce,
+                               attentionPenalty: penalty, attentionSupervision: supervisionLoss)
         guard featureGradient else { return (loss, nil) }
 
         // dL/da_l = encoder_att path + Σ_t α_{t,l} dz_t (context) + (dh_0·W_init_h + dc_0·W_init_c) / L (mean).

@@ -11,6 +11,7 @@ public final class DecoderWorkspace {
         // backward
         case dLogits, dHout, dGates, dAtt2, dGatePre, dContext, dEncAtt, dFeatures, dh, dc, dhNew, dGated
         case dAlphaScratch, dWFullPartial, dBiasPartial, alphaSum, dEmbedding, dMean, gatherAlpha, gatherDContext
+        case dAlphaRows
     }
 
     private var pointers: [UnsafeMutablePointer<Float>?]

@@ -92,7 +92,22 @@ public struct PointingAccuracy: Equatable, Sendable {
     public static func peak(_ alpha: [Float], grid: GridSize, preprocessing: Preprocessing, width: Int, height: Int) -> (x: Double, y: Double) {
         var best = 0
         for i in alpha.indices where alpha[i] > alpha[best] { best = i }
-        let row = best / grid.width, col = best % grid.width
+        return cellCentre(best, grid: grid, preprocessing: preprocessing, width: width, height: height)
+    }
+
+    /// The grid cells whose centres lie in the box of any of `objects[referents]`, ascending: where a word naming
+    /// them should look (the cells `peak` would score as hits).
+    public static func cells(of referents: [Int], objects: [SceneObject], grid: GridSize, preprocessing: Preprocessing,
+                             width: Int, height: Int) -> [Int] {
+        (0..<(grid.height * grid.width)).filter { cell in
+            let p = cellCentre(cell, grid: grid, preprocessing: preprocessing, width: width, height: height)
+            return referents.contains { objects[$0].bbox.contains(x: p.x, y: p.y) }
+        }
+    }
+
+    /// The centre of grid cell `cell` (row-major) in original image pixels.
+    static func cellCentre(_ cell: Int, grid: GridSize, preprocessing: Preprocessing, width: Int, height: Int) -> (x: Double, y: Double) {
+        let row = cell / grid.width, col = cell % grid.width
         let (rw, rh) = (Double(preprocessing.resizeWidth), Double(preprocessing.resizeHeight))
         let (cw, ch) = (Double(preprocessing.outputWidth), Double(preprocessing.outputHeight))
         // torchvision's CenterCrop offset: round((resized − crop) / 2).

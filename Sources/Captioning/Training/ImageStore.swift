@@ -83,9 +83,10 @@ final class ImageStore {
     }
 
     /// Reads every image's header (format, size) so that unreadable files stop the run before it starts.
-    func checkHeaders(describe: (Int) -> String) throws {
-        for i in paths.indices {
-            do { _ = try decoder.info(path: paths[i]) } catch {
+    @discardableResult
+    func checkHeaders(describe: (Int) -> String) throws -> [ImageInfo] {
+        try paths.indices.map { i in
+            do { return try decoder.info(path: paths[i]) } catch {
                 throw TrainingError(message: "\(error) (\(describe(i)))")
             }
         }

@@ -57,6 +57,8 @@ public final class Trainer {
     var encoderAdam: Adam? { stepper.encoderAdam }
     var workspace: DecoderWorkspace { stepper.workspace }
     private var trainStore: ImageStore?
+    /// With attention supervision: `AttentionTargets` of every training caption.
+    private var attentionTargets: [[[[Int]]]]?
     private var validationStore: ImageStore?
     private var log: TrainingLog?
     private let stopLock = NSLock()
@@ -237,7 +239,13 @@ public final class Trainer {
                                     diskPath: (trainingFolder as NSString).appendingPathComponent("features.f32"))
         self.trainStore = trainStore
         onEvent(.message("checking \(train.images.count) \(train.split) images"))
-        try trainStore.checkHeaders { "image \(self.train.images[$0].id) of \(self.train.source)" }
+        let headers = try trainStore.checkHeaders { "image \(self.train.images[$0].id) of \(self.train.source)" }
+        if options.attentionSupervision > 0 {
+            let grid = model.encoder.gridSize(height: pre.outputHeight, width: pre.outputWidth)
+            attentionTargets = try AttentionTargets.build(train, sizes: headers.map { ($0.width, $0.height) },
+                                                          grid: GridSize(height: grid.height, width: grid.width),
+                                                          preprocessing: pre)
+        }
         if let validation {
             let images = validationImages
             let store = ImageStore(kind: kind, paths: images.map(\.path), preprocessing: pre, encoder: model.encoder,
@@ -295,18 +303,21 @@ public final class Trainer {
     /// One optimiser step on a prepared batch.
     func step(_ batch: PreparedBatch, epoch: Int, batch index: Int) throws -> StepRecord {
         let captions = batch.pairs.map { trainCaptions[$0.image][$0.caption] }
+        let cells = attentionTargets.map { targets in batch.pairs.map { targets[$0.image][$0.caption] } }
         let result = stepper.step(images: batch.tensor, slot: batch.slot, captions: captions, stepIndex: state.step,
-                                  lrScale: state.lrScale)
+                                  lrScale: state.lrScale, attentionCells: cells)
         state.step += 1
         state.batchInEpoch = index + 1
         state.decoderAdamStep = decoderAdam.step
         state.encoderAdamStep = encoderAdam?.step ?? 0
         state.trainingSeconds += result.seconds
-        return StepRecord(step: state.step, epoch: epoch, batch: index, loss: result.loss.total,
-                          crossEntropy: result.loss.crossEntropy, attentionPenalty: result.loss.attentionPenalty,
-                          epsilon: result.epsilon, learningRate: decoderAdam.learningRate,
-                          encoderLearningRate: encoderAdam?.learningRate, gradientNorm: result.gradientNorm,
-                          captions: captions.count, images: batch.images.count, seconds: result.seconds)
+        var record = StepRecord(step: state.step, epoch: epoch, batch: index, loss: result.loss.total,
+                                crossEntropy: result.loss.crossEntropy, attentionPenalty: result.loss.attentionPenalty,
+                                epsilon: result.epsilon, learningRate: decoderAdam.learningRate,
+                                encoderLearningRate: encoderAdam?.learningRate, gradientNorm: result.gradientNorm,
+                                captions: captions.count, images: batch.images.count, seconds: result.seconds)
+        if cells != nil { record.attentionSupervision = result.loss.attentionSupervision }
+        return record
     }
 
     // MARK: Validation

@@ -10,6 +10,8 @@ public struct StepRecord: Equatable, Sendable {
     public var loss: Float
     public var crossEntropy: Float
     public var attentionPenalty: Float
+    /// The attention supervision term before its weight (nil when supervision is off).
+    public var attentionSupervision: Float? = nil
     /// ε: the teacher-forcing probability of this step (1 without scheduled sampling).
     public var epsilon: Double
     public var learningRate: Float
@@ -30,6 +32,7 @@ public struct StepRecord: Equatable, Sendable {
             ("attention_penalty", JSONLine.number(attentionPenalty)), ("epsilon", jsonNumber(epsilon)),
             ("lr", JSONLine.number(learningRate)),
         ]
+        if let attentionSupervision { fields.append(("attention_supervision", JSONLine.number(attentionSupervision))) }
         if let encoderLearningRate { fields.append(("encoder_lr", JSONLine.number(encoderLearningRate))) }
         fields += [("grad_norm", JSONLine.number(gradientNorm)), ("captions", "\(captions)"), ("images", "\(images)"),
                    ("seconds", jsonNumber((seconds * 1e4).rounded() / 1e4))]

@@ -43,6 +43,11 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var weightDecay: Float = 0
     /// Weight of the doubly stochastic attention term: loss = CE + α_c · ((1 − Σ_t α_t)²).mean().
     public var alphaC: Float = 1
+    /// Weight λ of the attention supervision term (synthetic sets only, see `AttentionSupervision`): each colour and
+    /// shape word of a training caption is pulled to look at the grid cells inside the boxes of the objects it
+    /// names (`PointingAccuracy`'s rule), adding λ · mean(−log Σ_{cells} α) to the loss. 0 (the default): off,
+    /// attention is learned from the captions alone as in the paper.
+    public var attentionSupervision: Float = 0
     public var clipping: Clipping = .norm(5)
     public var scheduledSampling = ScheduledSampling.teacherForcing
     /// Train the encoder (its own LR); false keeps it frozen (its features are computed once and cached).
@@ -97,6 +102,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         guard maxSteps.map({ $0 >= 1 }) ?? true else { throw bad("--max-steps must be at least 1") }
         guard learningRate > 0, encoderLearningRate >= 0 else { throw bad("learning rates must be positive") }
         guard alphaC >= 0 else { throw bad("--alpha-c must be non-negative") }
+        guard attentionSupervision >= 0 else { throw bad("--attention-supervision must be non-negative") }
         guard maxCaptionWords >= 1 else { throw bad("--max-caption-words must be at least 1") }
         guard minWordFrequency >= 0 else { throw bad("--min-word-freq must be non-negative") }
         guard captionsPerImage >= 0 else { throw bad("--captions-per-image must be 0 (pairs) or positive") }

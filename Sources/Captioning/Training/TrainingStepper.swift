@@ -8,6 +8,7 @@ import Vision
 ///
 ///     a = encoder(images) (training mode)  or the given features (frozen encoder)
 ///     loss = CE(packed scores, packed targets) + α_c · ((1 − Σ_t α_t)²).mean()     (teacher forcing / scheduled sampling)
+///            [+ λ · attention supervision]
 ///     backward → decoder gradients (+ encoder gradients through dL/da)
 ///     clip (global norm over all trainable parameters, or by value) → Adam (decoder) + Adam (encoder, its own LR)
 ///
@@ -45,7 +46,10 @@ public final class TrainingStepper {
     /// - `slot[i]`: which of them caption i describes; `captions[i]`: `<start> … <end>` ids;
     /// - `stepIndex`: 0-based index of this step in the run (seeds dropout and sampling, sets ε);
     /// - `lrScale`: the LR decay multiplier.
-    public func step(images: Tensor, slot: [Int], captions: [[Int]], stepIndex: Int, lrScale: Float = 1) -> Result {
+    /// - `attentionCells[i]`: with `options.attentionSupervision > 0`, caption i's target cells per step (see
+    ///   `AttentionSupervision`).
+    public func step(images: Tensor, slot: [Int], captions: [[Int]], stepIndex: Int, lrScale: Float = 1,
+                     attentionCells: [[[Int]]]? = nil) -> Result {
         let started = DispatchTime.now().uptimeNanoseconds
         let dp = model.decoderParameters, ep = model.encoder.parameters
         let nD = model.encoder.featureDimension
@@ -72,7 +76,9 @@ public final class TrainingStepper {
         var rng = RNG(seed: mix64(options.seed ^ mix64(UInt64(stepIndex) &+ 0x5354_4550)))  // "STEP"
         let fwd = model.decoder.forward(features: features, captions: captions, lengths: captions.map(\.count), dp,
                                         workspace: workspace, training: true, rng: &rng, sampling: sampling)
-        let (loss, dFeatures) = model.decoder.backward(fwd, alphaC: options.alphaC, dp, featureGradient: fineTune)
+        let supervision = attentionCells.map { AttentionSupervision(weight: options.attentionSupervision, cells: $0) }
+        let (loss, dFeatures) = model.decoder.backward(fwd, alphaC: options.alphaC, dp, featureGradient: fineTune,
+                                                       supervision: supervision)
         if let dFeatures, let cache {
             // Captions of the same image add their gradients.
             var dImages = Tensor(shape: imageFeatures.shape)

@@ -87,6 +87,9 @@ struct TrainCommand: ParsableCommand {
     var weightDecay: Float?
     @Option(name: .long, help: "Weight of the doubly stochastic attention term (default 1).")
     var alphaC: Float?
+    @Option(name: .long, help: ArgumentHelp("Weight of attention supervision from the object boxes of a synthetic set (default 0: off).",
+                                            discussion: "Colour and shape words are pulled to attend inside the box of the object they name."))
+    var attentionSupervision: Float?
     @Option(name: .long, help: "Clip gradients to this global norm (the default, 5).")
     var clipNorm: Float?
     @Option(name: .long, help: "Clip each gradient element to [-X, X] instead.")
@@ -149,7 +152,8 @@ struct TrainCommand: ParsableCommand {
             ("--embed-dim", embedDim != nil), ("--decoder-dim", decoderDim != nil), ("--dropout", dropout != nil),
             ("--attention", attention != nil), ("--gate", gate != nil), ("--max-length", maxLength != nil),
             ("--lr", lr != nil), ("--encoder-lr", encoderLr != nil), ("--weight-decay", weightDecay != nil),
-            ("--alpha-c", alphaC != nil), ("--clip-norm", clipNorm != nil), ("--clip-value", clipValue != nil),
+            ("--alpha-c", alphaC != nil), ("--attention-supervision", attentionSupervision != nil),
+            ("--clip-norm", clipNorm != nil), ("--clip-value", clipValue != nil),
             ("--no-clip", noClip), ("--fine-tune-encoder", fineTuneEncoder), ("--freeze-encoder", freezeEncoder),
             ("--fine-tune-from", fineTuneFrom != nil), ("--scheduled-sampling", scheduledSampling != nil),
             ("--ss-k", ssK != nil), ("--ss-c", ssC != nil), ("--ss-min", ssMin != nil), ("--ss-sample", ssSample),
@@ -186,6 +190,7 @@ struct TrainCommand: ParsableCommand {
         if let encoderLr { o.encoderLearningRate = encoderLr }
         if let weightDecay { o.weightDecay = weightDecay }
         if let alphaC { o.alphaC = alphaC }
+        if let attentionSupervision { o.attentionSupervision = attentionSupervision }
         if let clipNorm { o.clipping = .norm(clipNorm) }
         if let clipValue { o.clipping = .value(clipValue) }
         if noClip { o.clipping = .none }
