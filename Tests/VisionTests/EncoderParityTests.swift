@@ -49,6 +49,24 @@ final class EncoderParityTests: XCTestCase {
         XCTAssertEqual(a[1, 3, 5], map[1, 5, 1, 1], accuracy: 1e-4 * 10)
     }
 
+    /// Several images on several threads run image-parallel (each worker the whole network on its share, serial
+    /// BLAS): the same maps as one thread, up to summation order.
+    func testImageParallelInferenceEqualsOneThread() throws {
+        let encoder = Encoder(.resnet(depth: 50, width: 4))
+        try encoder.load(from: try Self.weights("resnet50_w4"))
+        let two = try Self.io("resnet50_w4").tensor("input")
+        let input = Tensor(shape: [3] + Array(two.shape.dropFirst()), storage: two.storage + Array(two.storage.prefix(two.count / 2)))
+        let saved = Threads.count
+        defer { Threads.count = saved }
+        Threads.count = 1
+        let serial = encoder.featureMap(images: input)
+        Threads.count = 2
+        let parallel = encoder.featureMap(images: input)
+        XCTAssertEqual(parallel.shape, serial.shape)
+        // Sub-batches change the GEMM shapes, hence OpenBLAS's summation order: equal to float rounding.
+        Self.assertRelativeClose(parallel, serial, rtol: 1e-5, "3 images, 2 threads vs 1")
+    }
+
     func testNarrowVGG16WithBatchNormConv5MapMatchesPyTorch() throws {
         let io = try Self.io("vgg16_bn_w2")
         let encoder = Encoder(.vgg(depth: 16, batchNorm: true, width: 2))
