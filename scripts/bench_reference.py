@@ -170,7 +170,7 @@ def bench_decoder(beam, steps, images):
             for i in range(images):
                 assert caption_image_beam_search(decoder, features[i:i + 1], word_map, beam, max_steps=steps) is None
 
-    t = best_time(3, run)
+    t = best_time(10, run)
     emit(bench="decoder", mode="greedy" if beam == 1 else f"beam{beam}", batch=images, steps=steps,
          seconds_per_image=t / images, images_per_s=images / t, ms_per_step=t / images / steps * 1000)
 

@@ -93,20 +93,32 @@ final class BeamSearchTests: XCTestCase {
         for (a, b) in zip(lp, h.tokenLogProbs) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 
-    func testDecodingStepMatchesTheDecodersStep() throws {
+    /// Half-precision step weights: only built when every value is exactly a half, and then the step (every row
+    /// count: the kernel's 4/3/2/1-row paths, and SGEMM above its limit) gives exactly the float path's results.
+    func testHalfStepWeightsGiveTheFloatResults() throws {
         let fx = try Self.load()
-        let images = fx.decoder.encode(fx.features, fx.p)
-        var rng = RNG(seed: 3)
-        for rows in [1, 2, 3, 5, 7, 13, 40] {  // the kernel's 4/3/2/1-row paths, and SGEMM above its limit
-            let tokens = (0..<rows).map { _ in rng.int(below: fx.vocabulary.count) }
-            let imageOfRow = (0..<rows).map { _ in rng.int(below: 3) }
-            let state = DecoderState(h: Tensor.randn([rows, 12], rng: &rng), c: Tensor.randn([rows, 12], rng: &rng))
-            let a = fx.decoder.step(tokens: tokens, state: state, images: images, imageOfRow: imageOfRow, fx.p)
-            let b = fx.decoder.decodingStep(tokens: tokens, state: state, images: images, imageOfRow: imageOfRow, fx.p)
-            assertClose(b.logits, a.logits, rtol: 1e-5, atol: 1e-5, "logits, \(rows) rows")
-            assertClose(b.alpha, a.alpha, rtol: 1e-5, atol: 1e-6, "alpha")
-            assertClose(b.state.h, a.state.h, rtol: 1e-5, atol: 1e-6, "h")
-            assertClose(b.state.c, a.state.c, rtol: 1e-5, atol: 1e-6, "c")
+        XCTAssertNil(HalfStepWeights(fx.decoder, fx.p), "random float weights are not halves")
+        let p = Parameters(fx.p.layout)
+        p.values.update(from: fx.p.values, count: p.count)
+        fx.decoder.roundStepMatricesToHalf(p)
+        let half = try XCTUnwrap(HalfStepWeights(fx.decoder, p))
+        XCTAssertEqual(half.bytes, fx.decoder.stepMatrices.map(\.count).reduce(0, +) * 2)
+        let images = fx.decoder.encode(fx.features, p)
+        for avx2 in [true, false] {
+            RowGEMM.allowAVX2(avx2)
+            defer { RowGEMM.allowAVX2(true) }
+            var rng = RNG(seed: 3)
+            for rows in [1, 2, 3, 5, 7, 13, 40] {
+                let tokens = (0..<rows).map { _ in rng.int(below: fx.vocabulary.count) }
+                let imageOfRow = (0..<rows).map { _ in rng.int(below: 3) }
+                let state = DecoderState(h: Tensor.randn([rows, 12], rng: &rng), c: Tensor.randn([rows, 12], rng: &rng))
+                let a = fx.decoder.step(tokens: tokens, state: state, images: images, imageOfRow: imageOfRow, p)
+                let b = fx.decoder.step(tokens: tokens, state: state, images: images, imageOfRow: imageOfRow, p, half: half)
+                XCTAssertEqual(b.logits.storage, a.logits.storage, "logits, \(rows) rows, avx2 \(avx2)")
+                XCTAssertEqual(b.alpha.storage, a.alpha.storage, "alpha")
+                XCTAssertEqual(b.state.h.storage, a.state.h.storage, "h")
+                XCTAssertEqual(b.state.c.storage, a.state.c.storage, "c")
+            }
         }
     }
 
@@ -132,6 +144,22 @@ final class BeamSearchTests: XCTestCase {
                                        y: $0.baseAddress!, ldy: n, accumulate: true)
                     } } } }
                 assertClose(y, expected, rtol: 1e-5, atol: 1e-4, "m=\(m) n=\(n) k=\(k) avx2=\(RowGEMM.usesAVX2)", file: file, line: line)
+                // The same product from half weights equals the float kernel's on the widened values, bit for bit.
+                let halves = w.storage.map { Float16($0) }, widened = halves.map { Float($0) }
+                var fromFloat = Tensor(shape: [m, n], repeating: 1), fromHalf = fromFloat
+                x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in
+                    widened.withUnsafeBufferPointer { wb in fromFloat.withUnsafeMutableBufferPointer {
+                        RowGEMM.linear(m: m, n: n, k: k, x: xb.baseAddress!, ldx: k, w: wb.baseAddress!, bias: bb.baseAddress!,
+                                       y: $0.baseAddress!, ldy: n, accumulate: true)
+                    } }
+                    halves.map(\.bitPattern).withUnsafeBufferPointer { hb in widened.withUnsafeBufferPointer { wb in
+                        fromHalf.withUnsafeMutableBufferPointer {
+                            RowGEMM.linear(m: m, n: n, k: k, x: xb.baseAddress!, ldx: k, w: wb.baseAddress!, half: hb.baseAddress!,
+                                           bias: bb.baseAddress!, y: $0.baseAddress!, ldy: n, accumulate: true)
+                        } } }
+                } }
+                XCTAssertEqual(fromHalf.storage, fromFloat.storage, "half weights, m=\(m) n=\(n) k=\(k) avx2=\(RowGEMM.usesAVX2)",
+                               file: file, line: line)
             }
         }
     }

@@ -64,8 +64,13 @@ extension AttentionDecoder {
         let pixels = features.count / (count * nD)
         let flat = features.reshaped([count, pixels, nD])
         var projected = Tensor(shape: [count, pixels, config.attentionDim])
+        // Row blocks on serial BLAS: the decoding steps that follow run their own parallel loops.
+        let (nA, rows) = (config.attentionDim, count * pixels)
         flat.withUnsafeBufferPointer { f in
-            projected.withUnsafeMutableBufferPointer { encoderAtt.forward(rows: count * pixels, f.baseAddress!, into: $0.baseAddress!, p) }
+            projected.withUnsafeMutableBufferPointer { out in
+                let (x, y) = (f.baseAddress!, out.baseAddress!)
+                parallelRowBlocks(rows) { r in encoderAtt.forward(rows: r.count, x + r.lowerBound * nD, into: y + r.lowerBound * nA, p) }
+            }
         }
         return EncodedImages(count: count, pixels: pixels, features: flat, projected: projected)
     }
@@ -93,56 +98,10 @@ extension AttentionDecoder {
     ///     α = softmax(full_att(act(encoder_att(a) + decoder_att(h))))   z = Σ α_l a_l   gate = σ(f_beta(h))
     ///     (h', c') = decode_step([embedding(token) ; gate ⊙ z], (h, c))  logits = fc(h')
     ///
-    /// Dropout is off (inference). The same kernels as the teacher-forced forward, so `step` reproduces its scores.
+    /// Dropout is off (inference). The attention and LSTM kernels are the teacher-forced forward's, so `step`
+    /// reproduces its scores; the matrix products read each weight once per step (`decodingStep`).
     public func step(tokens: [Int], state: DecoderState, images: EncodedImages, imageOfRow: [Int]? = nil,
-                     _ p: Parameters) -> DecoderStepOutput {
-        let k = tokens.count
-        let c = config
-        let (nL, nD, nA, nE, gw) = (images.pixels, c.encoderDim, c.attentionDim, c.embedDim, c.gateWidth)
-        let nX = nE + nD
-        precondition(state.rows == k, "decoder step: \(k) tokens for \(state.rows) state rows")
-        precondition(imageOfRow.map { $0.count == k && $0.allSatisfy { $0 >= 0 && $0 < images.count } } ?? (k <= images.count),
-                     "decoder step: rows do not map onto the \(images.count) encoded images")
-        let tanhAttention = c.attentionActivation == .tanh
-
-        let att2 = decoderAtt.forward(state.h, p)        // k×A
-        var gate = fBeta.forward(state.h, p)             // k×gw, pre-sigmoid
-        var x = Tensor(shape: [k, nX])                   // [embedding ; gate ⊙ z]
-        var alpha = Tensor(shape: [k, nL])
-        var context = [Float](repeating: 0, count: k * nD)
-        let w = UnsafePointer(p.value(fullAtt.weight)), attBias = p.value(fullAtt.bias!)[0]
-        x.withUnsafeMutableBufferPointer { xb in
-            let xp = xb.baseAddress!
-            tokens.withUnsafeBufferPointer { embedding.forward(rows: k, tokens: $0.baseAddress!, into: xp, ldy: nX, p) }
-            images.projected.withUnsafeBufferPointer { encAtt in
-                images.features.withUnsafeBufferPointer { feat in
-                    att2.withUnsafeBufferPointer { a2 in
-                        gate.withUnsafeMutableBufferPointer { gb in
-                            alpha.withUnsafeMutableBufferPointer { ab in
-                                context.withUnsafeMutableBufferPointer { cb in
-                                    let (e, f, a2p, g, al, z) = (encAtt.baseAddress!, feat.baseAddress!, a2.baseAddress!,
-                                                                 gb.baseAddress!, ab.baseAddress!, cb.baseAddress!)
-                                    parallelFor(k) { r in
-                                        let image = imageOfRow?[r] ?? r
-                                        AttentionKernels.forwardRow(
-                                            pixels: nL, attentionDim: nA, encoderDim: nD, tanh: tanhAttention,
-                                            encAtt: e + image * nL * nA, att2: a2p + r * nA, w: w, bias: attBias,
-                                            features: f + image * nL * nD, alpha: al + r * nL, context: z + r * nD)
-                                        let gr = g + r * gw, zr = z + r * nD, xr = xp + r * nX + nE
-                                        AttentionKernels.sigmoid(gw, gr)
-                                        if gw == nD { for d in 0..<nD { xr[d] = gr[d] * zr[d] } }
-                                        else { let s = gr[0]; for d in 0..<nD { xr[d] = s * zr[d] } }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let (next, _) = decodeStep.step(inputProjection: decodeStep.projectInput(x, p),
-                                        state: RecurrentState(h: state.h, c: state.c), p)
-        let newState = DecoderState(h: next.h, c: next.c!)
-        return DecoderStepOutput(logits: fc.forward(newState.h, p), alpha: alpha, state: newState)
+                     _ p: Parameters, half: HalfStepWeights? = nil) -> DecoderStepOutput {
+        decodingStep(tokens: tokens, state: state, images: images, imageOfRow: imageOfRow, p, half: half)
     }
 }

@@ -11,6 +11,8 @@ public struct AttentionStepModel: CaptionStepModel {
     public let decoder: AttentionDecoder
     public let parameters: Parameters
     public let images: EncodedImages
+    /// Half-precision copies of the step matrices (same values), read instead of the float ones when given.
+    public let half: HalfStepWeights?
 
     /// The LSTM state of every row and the image each row belongs to.
     public struct State {
@@ -19,10 +21,11 @@ public struct AttentionStepModel: CaptionStepModel {
     }
 
     /// `images`: `decoder.encode(features)` of n images.
-    public init(decoder: AttentionDecoder, parameters: Parameters, images: EncodedImages) {
+    public init(decoder: AttentionDecoder, parameters: Parameters, images: EncodedImages, half: HalfStepWeights? = nil) {
         self.decoder = decoder
         self.parameters = parameters
         self.images = images
+        self.half = half
     }
 
     public var vocabularySize: Int { decoder.config.vocabSize }
@@ -34,7 +37,8 @@ public struct AttentionStepModel: CaptionStepModel {
 
     /// rows×V logits and rows×L α.
     public func step(tokens: [Int], state: inout State) -> (scores: Tensor, alphas: Tensor) {
-        let out = decoder.decodingStep(tokens: tokens, state: state.decoder, images: images, imageOfRow: state.imageOfRow, parameters)
+        let out = decoder.decodingStep(tokens: tokens, state: state.decoder, images: images, imageOfRow: state.imageOfRow,
+                                       parameters, half: half)
         state.decoder = out.state
         return (out.logits, out.alpha)
     }

@@ -41,6 +41,9 @@ public final class Captioner {
     public let decoder: AttentionDecoder
     /// The decoder's parameters.
     public let parameters: Parameters
+    /// Half-precision copies of the decoder's step matrices, when they are exactly halves (an F16 model file):
+    /// decoding then reads half the bytes per step, with the same results (see `HalfStepWeights`).
+    public let halfWeights: HalfStepWeights?
     public let vocabulary: Vocabulary
     /// The annotation grid H'×W' of a preprocessed image (L = H'·W').
     public let grid: GridSize
@@ -88,6 +91,7 @@ public final class Captioner {
         self.config = config
         self.decoder = decoder
         self.parameters = parameters
+        self.halfWeights = HalfStepWeights(decoder, parameters)
         self.vocabulary = vocabulary
         self.grid = GridSize(height: g.height, width: g.width)
     }
@@ -117,7 +121,7 @@ public final class Captioner {
     /// together. Returns one result per image, in order.
     public func caption(annotations: Tensor, beam: Int = 3, maxLength: Int? = nil, lengthPenalty: Float = 0) -> [CaptionResult] {
         let encoded = decoder.encode(annotations, parameters)
-        let model = AttentionStepModel(decoder: decoder, parameters: parameters, images: encoded)
+        let model = AttentionStepModel(decoder: decoder, parameters: parameters, images: encoded, half: halfWeights)
         let search = BeamSearch(beamSize: beam, maxLength: maxLength ?? config.maxLength, lengthPenalty: lengthPenalty)
         let best = search.run(model, images: encoded.count, startToken: vocabulary.startIndex, endToken: vocabulary.endIndex)
         let g = gridSize(pixels: encoded.pixels)

@@ -10,8 +10,10 @@ extension AttentionDecoder {
     ///     att2 = decoder_att(h)   gate = σ(f_beta(h))   pre = W_hh·h + b_hh          (h: k×H)
     ///     α, z = attention(encoder_att(a), att2, a)     x = [embedding(token) ; gate ⊙ z]
     ///     pre += W_ih·x + b_ih   (h', c') = LSTM(pre, c)   logits = fc(h')
+    ///
+    /// `half`: half-precision copies of the step matrices (same values), read instead of the float ones.
     func decodingStep(tokens: [Int], state: DecoderState, images: EncodedImages, imageOfRow: [Int]?,
-                      _ p: Parameters) -> DecoderStepOutput {
+                      _ p: Parameters, half: HalfStepWeights? = nil) -> DecoderStepOutput {
         let k = tokens.count, c = config
         let (nL, nD, nA, nE, nH, nV, gw) = (images.pixels, c.encoderDim, c.attentionDim, c.embedDim, c.decoderDim,
                                             c.vocabSize, c.gateWidth)
@@ -22,7 +24,7 @@ extension AttentionDecoder {
         let tanhAttention = c.attentionActivation == .tanh
         func linear(_ layer: Linear, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
             RowGEMM.linear(m: k, n: layer.outFeatures, k: layer.inFeatures, x: x, ldx: layer.inFeatures,
-                           w: p.value(layer.weight), bias: layer.bias.map { UnsafePointer(p.value($0)) },
+                           w: p.value(layer.weight), half: half?.weights(layer.weight), bias: layer.bias.map { UnsafePointer(p.value($0)) },
                            y: y, ldy: layer.outFeatures)
         }
 
@@ -38,7 +40,7 @@ extension AttentionDecoder {
             gate.withUnsafeMutableBufferPointer { linear(fBeta, hp, $0.baseAddress!) }
             pre.withUnsafeMutableBufferPointer {
                 RowGEMM.linear(m: k, n: nG, k: nH, x: hp, ldx: nH, w: p.value(lstm.weightHH),
-                               bias: lstm.biasHH.map { UnsafePointer(p.value($0)) }, y: $0.baseAddress!, ldy: nG)
+                               half: half?.weights(lstm.weightHH), bias: lstm.biasHH.map { UnsafePointer(p.value($0)) }, y: $0.baseAddress!, ldy: nG)
             }
         }
         let w = UnsafePointer(p.value(fullAtt.weight)), attBias = p.value(fullAtt.bias!)[0]
@@ -72,7 +74,7 @@ extension AttentionDecoder {
             }
             pre.withUnsafeMutableBufferPointer {
                 RowGEMM.linear(m: k, n: nG, k: nX, x: xp, ldx: nX, w: p.value(lstm.weightIH),
-                               bias: lstm.biasIH.map { UnsafePointer(p.value($0)) }, y: $0.baseAddress!, ldy: nG,
+                               half: half?.weights(lstm.weightIH), bias: lstm.biasIH.map { UnsafePointer(p.value($0)) }, y: $0.baseAddress!, ldy: nG,
                                accumulate: true)
             }
         }

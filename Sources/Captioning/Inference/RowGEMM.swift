@@ -16,9 +16,11 @@ enum RowGEMM {
     static let block = 32
 
     /// `y[r, 0..<n] = x[r, 0..<k]·W[0..<n, 0..<k]ᵀ + bias` for r < m (`+=` when `accumulate`).
-    /// Rows of x are `ldx` apart, rows of y `ldy` apart; W is dense n×k.
+    /// Rows of x are `ldx` apart, rows of y `ldy` apart; W is dense n×k. `half`: the same W in half precision
+    /// (exactly equal values, see `HalfStepWeights`), read instead of `w` by the row kernel.
     static func linear(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, ldx: Int, w: UnsafePointer<Float>,
-                       bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false) {
+                       half: UnsafePointer<UInt16>? = nil, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                       ldy: Int, accumulate: Bool = false) {
         if m == 0 || n == 0 { return }
         if m > maxRows {
             if let bias {
@@ -33,8 +35,13 @@ enum RowGEMM {
         }
         parallelFor((n + block - 1) / block) { b in
             let j0 = b * block, width = min(n, j0 + block) - j0
-            ck_linear_rows(Int32(m), Int32(width), Int32(k), x, Int32(ldx), w + j0 * k, bias.map { $0 + j0 },
-                           y + j0, Int32(ldy), accumulate ? 1 : 0)
+            if let half {
+                ck_linear_rows_f16(Int32(m), Int32(width), Int32(k), x, Int32(ldx), half + j0 * k, bias.map { $0 + j0 },
+                                   y + j0, Int32(ldy), accumulate ? 1 : 0)
+            } else {
+                ck_linear_rows(Int32(m), Int32(width), Int32(k), x, Int32(ldx), w + j0 * k, bias.map { $0 + j0 },
+                               y + j0, Int32(ldy), accumulate ? 1 : 0)
+            }
         }
     }
 
