@@ -2,7 +2,7 @@
 """Convert PyTorch checkpoints into a `caption` model folder.
 
     python3 scripts/convert_checkpoint.py CHECKPOINT [--word-map WORDMAP.json]
-                                          [--arch resnet101|resnet50|...|vgg19] --out DIR
+                                          [--arch resnet101|resnet50|...|vgg19] [--dtype f32|f16] --out DIR
 
 Accepted inputs
   * a sgrvinod-tutorial checkpoint (`BEST_checkpoint_*.pth.tar`): a dict whose 'encoder' and
@@ -156,13 +156,18 @@ def infer_decoder(sd, word_map):
     }
 
 
-def save_safetensors(sd, path, metadata=None):
+def save_safetensors(sd, path, metadata=None, dtype="f32"):
+    """Floating-point tensors as float32, or as float16 (`dtype` "f16": half the file, and a decoder stored in F16
+    decodes from its half weights, see HalfStepWeights); integer buffers (num_batches_tracked) unchanged."""
     from safetensors.torch import save_file
-    tensors = {k: v.detach().contiguous().clone() for k, v in sd.items()}
+    import torch
+    target = torch.float16 if dtype == "f16" else torch.float32
+    tensors = {k: (v.detach().to(target) if v.is_floating_point() else v.detach()).contiguous().clone()
+               for k, v in sd.items()}
     save_file(tensors, path, metadata=metadata)
 
 
-def convert(checkpoint, word_map_path, arch, out):
+def convert(checkpoint, word_map_path, arch, out, dtype="f32"):
     obj = load_checkpoint(checkpoint)
     encoder_sd = decoder_sd = None
     if isinstance(obj, dict) and ("encoder" in obj or "encoder_state_dict" in obj):
@@ -239,7 +244,7 @@ def convert(checkpoint, word_map_path, arch, out):
     os.chmod(tmp, 0o755)
     try:
         for name, sd in files.items():
-            save_safetensors(sd, os.path.join(tmp, name), metadata={"source": os.path.basename(checkpoint)})
+            save_safetensors(sd, os.path.join(tmp, name), metadata={"source": os.path.basename(checkpoint)}, dtype=dtype)
             os.chmod(os.path.join(tmp, name), 0o644)
         if word_map is not None:
             with open(os.path.join(tmp, "vocab.json"), "w") as f:
@@ -264,10 +269,12 @@ def main(argv=None):
     ap.add_argument("checkpoint")
     ap.add_argument("--word-map", help="the tutorial's WORDMAP_*.json (needed when the checkpoint has a decoder)")
     ap.add_argument("--arch", help="expected encoder architecture (inferred from the tensors; checked if given)")
+    ap.add_argument("--dtype", choices=["f32", "f16"], default="f32",
+                    help="storage of the weights (f16: half the size; decoding reads the halves directly)")
     ap.add_argument("--out", required=True, help="model folder to write")
     args = ap.parse_args(argv)
     try:
-        config = convert(args.checkpoint, args.word_map, args.arch, args.out)
+        config = convert(args.checkpoint, args.word_map, args.arch, args.out, args.dtype)
     except ConversionError as e:
         print(f"convert_checkpoint: error: {e}", file=sys.stderr)
         return 1

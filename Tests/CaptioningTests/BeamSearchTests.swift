@@ -145,14 +145,14 @@ final class BeamSearchTests: XCTestCase {
                     } } } }
                 assertClose(y, expected, rtol: 1e-5, atol: 1e-4, "m=\(m) n=\(n) k=\(k) avx2=\(RowGEMM.usesAVX2)", file: file, line: line)
                 // The same product from half weights equals the float kernel's on the widened values, bit for bit.
-                let halves = w.storage.map { Float16($0) }, widened = halves.map { Float($0) }
+                let halves = w.storage.map(SafeTensorsFile.floatToHalf), widened = halves.map(SafeTensorsFile.halfToFloat)
                 var fromFloat = Tensor(shape: [m, n], repeating: 1), fromHalf = fromFloat
                 x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in
                     widened.withUnsafeBufferPointer { wb in fromFloat.withUnsafeMutableBufferPointer {
                         RowGEMM.linear(m: m, n: n, k: k, x: xb.baseAddress!, ldx: k, w: wb.baseAddress!, bias: bb.baseAddress!,
                                        y: $0.baseAddress!, ldy: n, accumulate: true)
                     } }
-                    halves.map(\.bitPattern).withUnsafeBufferPointer { hb in widened.withUnsafeBufferPointer { wb in
+                    halves.withUnsafeBufferPointer { hb in widened.withUnsafeBufferPointer { wb in
                         fromHalf.withUnsafeMutableBufferPointer {
                             RowGEMM.linear(m: m, n: n, k: k, x: xb.baseAddress!, ldx: k, w: wb.baseAddress!, half: hb.baseAddress!,
                                            bias: bb.baseAddress!, y: $0.baseAddress!, ldy: n, accumulate: true)

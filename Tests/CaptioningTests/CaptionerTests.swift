@@ -45,6 +45,31 @@ final class CaptionerTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
+    /// A model folder whose decoder is stored in F16 decodes from the half weights (`halfWeights`), with exactly
+    /// the tokens, log-probabilities and α of the float path on the same values.
+    func testF16DecoderFileDecodesFromHalvesWithTheFloatResults() throws {
+        let f16 = tmp.appendingPathComponent("f16").path
+        try FileManager.default.copyItem(atPath: Self.folder, toPath: f16)
+        let source = try SafeTensorsFile(path: Self.folder + "/decoder.safetensors")
+        var half = SafeTensorsWriter()
+        for name in source.names { half.addHalf(name, try source.tensor(name)) }
+        try half.write(to: f16 + "/decoder.safetensors")
+        XCTAssertNil(try Captioner(modelFolder: Self.folder).halfWeights, "float weights that are not halves")
+        let captioner = try Captioner(modelFolder: f16)
+        XCTAssertNotNil(captioner.halfWeights)
+        let features = captioner.annotations(captioner.preprocess([try captioner.extractor.decoder.decode(path: Self.image)]))
+        for beam in [1, 3] {
+            let viaHalves = captioner.caption(annotations: features, beam: beam)[0]
+            let model = AttentionStepModel(decoder: captioner.decoder, parameters: captioner.parameters,
+                                           images: captioner.decoder.encode(features, captioner.parameters))
+            let viaFloats = BeamSearch(beamSize: beam, maxLength: captioner.config.maxLength)
+                .run(model, images: 1, startToken: captioner.vocabulary.startIndex, endToken: captioner.vocabulary.endIndex)[0]
+            XCTAssertEqual(viaHalves.tokenIDs, viaFloats.tokens, "beam \(beam)")
+            XCTAssertEqual(viaHalves.logProb, viaFloats.logProb)
+            XCTAssertEqual(viaHalves.alphas, viaFloats.alphas)
+        }
+    }
+
     func testImageToCaptionMatchesPyTorch() throws {
         let expected = try Self.expected()
         XCTAssertGreaterThan(expected.min_margin, 1e-3)

@@ -22,9 +22,9 @@ public final class HalfStepWeights: @unchecked Sendable {
             pointers[param.offset] = dst
             bytes += n * MemoryLayout<UInt16>.stride
             for i in 0..<n {
-                let h = Float16(src[i])
-                guard Float(h) == src[i] || (src[i].isNaN && h.isNaN) else { return nil }
-                dst[i] = h.bitPattern
+                let h = SafeTensorsFile.floatToHalf(src[i])
+                guard SafeTensorsFile.halfToFloat(h) == src[i] else { return nil }
+                dst[i] = h
             }
         }
     }
@@ -47,7 +47,7 @@ extension AttentionDecoder {
     public func roundStepMatricesToHalf(_ p: Parameters) {
         for param in stepMatrices {
             let v = p.value(param)
-            for i in 0..<param.count { v[i] = Float(Float16(v[i])) }
+            for i in 0..<param.count { v[i] = SafeTensorsFile.halfToFloat(SafeTensorsFile.floatToHalf(v[i])) }
         }
     }
 }
