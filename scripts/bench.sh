@@ -88,7 +88,9 @@ for s in "${sections[@]}"; do
         for spec in "3 20 1" "1 20 1" "3 20 8" "1 20 8"; do
             run ours "$BENCH" decoder $spec
             run reference "$PY" scripts/bench_reference.py decoder $spec
-        done ;;
+        done
+        # The same model stored in F16 (step matrices read as halves; PyTorch runs its float copy, same values).
+        for spec in "3 20 1" "1 20 1"; do run ours "$BENCH" decoder $spec f16; done ;;
     video)
         # The video autoencoder's training step (forward, BCE, backward, clip by norm, Adam) at weights/video's
         # size, 16 sequences of 20 64×64 frames, against the same model in PyTorch (scripts/video_reference.py),
@@ -145,7 +147,8 @@ for r in rows:
         continue
     m = metric.get(r["bench"], "per_s")
     other = ref.get(key(r))
-    label = " ".join(f"{k}={v}" for k, v in key(r)) + (f" threads={r['threads']}" if "threads" in r else "")
+    label = " ".join(f"{k}={v}" for k, v in key(r)) + (f" threads={r['threads']}" if "threads" in r else "") \
+        + (" weights=f16" if r.get("weights") == "f16" else "")
     theirs = other[m] if other else float("nan")
     print(f"{label:<34} {r[m]:>10.2f} {theirs:>10.2f} {r[m] / theirs if other else float('nan'):>6.2f}x  ({m})")
 compute = [r for r in rows if r["bench"] == "batch_compute"]

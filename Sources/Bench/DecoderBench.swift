@@ -37,7 +37,7 @@ func benchDecoder(_ args: [String]) {
         words = best[0].tokens.count
     }
     precondition(words == steps - 1, "decoder bench: expected \(steps - 1) words, got \(words)")
-    emit(["bench": "decoder", "mode": (beam == 1 ? "greedy" : "beam\(beam)") + (useHalf ? "-f16" : ""), "batch": images, "steps": steps,
+    emit(["bench": "decoder", "mode": beam == 1 ? "greedy" : "beam\(beam)", "weights": useHalf ? "f16" : "f32", "batch": images, "steps": steps,
           "seconds_per_image": t / Double(images), "images_per_s": Double(images) / t,
           "ms_per_step": t / Double(steps) * 1000])
 }

@@ -88,7 +88,16 @@ extension AttentionDecoder {
                 Kernels.scale(n * nD, 1 / Float(nL), m.baseAddress!)
             }
         }
-        return DecoderState(h: initH.forward(mean, p), c: initC.forward(mean, p))
+        // Row kernels rather than BLAS: a multi-threaded SGEMM here would leave OpenBLAS's pool spinning through
+        // the first decoding steps.
+        func initial(_ layer: Linear) -> Tensor {
+            var y = Tensor(shape: [n, layer.outFeatures])
+            mean.withUnsafeBufferPointer { x in
+                y.withUnsafeMutableBufferPointer { RowGEMM.forward(layer, rows: n, x.baseAddress!, into: $0.baseAddress!, p) }
+            }
+            return y
+        }
+        return DecoderState(h: initial(initH), c: initial(initC))
     }
 
     /// One decoding step for k rows: row r feeds word `tokens[r]` with state row r and attends over image

@@ -23,9 +23,7 @@ extension AttentionDecoder {
                      "decoder step: rows do not map onto the \(images.count) encoded images")
         let tanhAttention = c.attentionActivation == .tanh
         func linear(_ layer: Linear, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-            RowGEMM.linear(m: k, n: layer.outFeatures, k: layer.inFeatures, x: x, ldx: layer.inFeatures,
-                           w: p.value(layer.weight), half: half?.weights(layer.weight), bias: layer.bias.map { UnsafePointer(p.value($0)) },
-                           y: y, ldy: layer.outFeatures)
+            RowGEMM.forward(layer, rows: k, x, into: y, p, half: half)
         }
 
         var att2 = [Float](repeating: 0, count: k * nA), gate = [Float](repeating: 0, count: k * gw)

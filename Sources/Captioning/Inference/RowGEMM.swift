@@ -1,4 +1,5 @@
 import CKernels
+import NN
 import TensorCore
 
 /// `y = x·Wᵀ + b` for the few rows of a decoding step (1 for greedy, k for a beam, k·n for n images).
@@ -43,6 +44,14 @@ enum RowGEMM {
                                y + j0, Int32(ldy), accumulate ? 1 : 0)
             }
         }
+    }
+
+    /// `layer` on `m` dense rows (`x` m×in → `y` m×out), from `half`'s copy of its weight when it has one.
+    static func forward(_ layer: Linear, rows m: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                        _ p: Parameters, half: HalfStepWeights? = nil, accumulate: Bool = false) {
+        linear(m: m, n: layer.outFeatures, k: layer.inFeatures, x: x, ldx: layer.inFeatures, w: p.value(layer.weight),
+               half: half?.weights(layer.weight), bias: layer.bias.map { UnsafePointer(p.value($0)) }, y: y,
+               ldy: layer.outFeatures, accumulate: accumulate)
     }
 
     /// True when the AVX2+FMA build of the kernel runs.
