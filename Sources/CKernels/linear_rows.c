@@ -164,7 +164,3 @@ void ck_linear_rows_f16(int m, int n, int k, const float *x, int ldx, const uint
 #endif
     linear_rows_f16_generic(m, n, k, x, ldx, w, bias, y, ldy, accumulate);
 }
-
-void ck_half_to_float(long count, const uint16_t *src, float *dst) {
-    for (long i = 0; i < count; i++) dst[i] = half_to_float(src[i]);
-}

@@ -151,25 +151,33 @@ final class AttentionDecoderTests: XCTestCase {
         let fwd = decoder.forward(features: c.features, captions: c.captions, lengths: c.lengths, p,
                                   workspace: ws, training: true, rng: &rng)
         let (_, dFeatures) = decoder.backward(fwd, alphaC: 1, p)
+        checkFiniteDifferences(c.features, dFeatures: dFeatures!, p, grads: Array(UnsafeBufferPointer(start: p.grads, count: p.count)),
+                               names: ["fc.weight", "decode_step.weight_ih", "attention.encoder_att.weight", "f_beta.bias", "init_c.weight"],
+                               lossAt: lossAt)
+    }
+
+    /// Central differences (ε = 0.01) of `lossAt` against the analytic gradients: `dFeatures` at a few feature
+    /// indices, and `grads` (a copy of the parameter gradients) at the middle element of each named parameter.
+    func checkFiniteDifferences(_ features: Tensor, dFeatures: Tensor, _ p: Parameters, grads: [Float], names: [String],
+                                lossAt: (Tensor) -> Float, file: StaticString = #filePath, line: UInt = #line) {
         let eps: Float = 1e-2
         for i in [0, 50, 200, 431] {
-            var plus = c.features, minus = c.features
+            var plus = features, minus = features
             plus.storage[i] += eps; minus.storage[i] -= eps
             let numeric = (lossAt(plus) - lossAt(minus)) / (2 * eps)
-            XCTAssertEqual(dFeatures!.storage[i], numeric, accuracy: 2e-4 + 0.02 * abs(numeric), "feature \(i)")
+            XCTAssertEqual(dFeatures.storage[i], numeric, accuracy: 2e-4 + 0.02 * abs(numeric), "feature \(i)", file: file, line: line)
         }
-        for name in ["fc.weight", "decode_step.weight_ih", "attention.encoder_att.weight", "f_beta.bias", "init_c.weight"] {
-            let param = layout.param(named: name)!
-            let i = param.count / 2
-            let analytic = p.grads[param.offset + i]
-            let saved = p.values[param.offset + i]
-            p.values[param.offset + i] = saved + eps
-            let lp = lossAt(c.features)
-            p.values[param.offset + i] = saved - eps
-            let lm = lossAt(c.features)
-            p.values[param.offset + i] = saved
+        for name in names {
+            let param = p.layout.param(named: name)!
+            let i = param.offset + param.count / 2
+            let saved = p.values[i]
+            p.values[i] = saved + eps
+            let lp = lossAt(features)
+            p.values[i] = saved - eps
+            let lm = lossAt(features)
+            p.values[i] = saved
             let numeric = (lp - lm) / (2 * eps)
-            XCTAssertEqual(analytic, numeric, accuracy: 2e-4 + 0.02 * abs(numeric), name)
+            XCTAssertEqual(grads[i], numeric, accuracy: 2e-4 + 0.02 * abs(numeric), name, file: file, line: line)
         }
     }
 
@@ -209,24 +217,9 @@ final class AttentionDecoderTests: XCTestCase {
         XCTAssertEqual(loss.total, plain.total + 0.7 * loss.attentionSupervision, accuracy: 1e-5)
         let grads = Array(UnsafeBufferPointer(start: c.p.grads, count: c.p.count))
         c.p.zeroGrads()
-        let eps: Float = 1e-2
-        for i in [0, 50, 200, 431] {
-            var plus = c.features, minus = c.features
-            plus.storage[i] += eps; minus.storage[i] -= eps
-            let numeric = (lossAt(plus) - lossAt(minus)) / (2 * eps)
-            XCTAssertEqual(dFeatures!.storage[i], numeric, accuracy: 2e-4 + 0.02 * abs(numeric), "feature \(i)")
-        }
-        for name in ["attention.full_att.weight", "attention.decoder_att.weight", "attention.encoder_att.bias", "init_h.weight"] {
-            let param = c.p.layout.param(named: name)!
-            let i = param.count / 2
-            let saved = c.p.values[param.offset + i]
-            c.p.values[param.offset + i] = saved + eps
-            let lp = lossAt(c.features)
-            c.p.values[param.offset + i] = saved - eps
-            let lm = lossAt(c.features)
-            c.p.values[param.offset + i] = saved
-            let numeric = (lp - lm) / (2 * eps)
-            XCTAssertEqual(grads[param.offset + i], numeric, accuracy: 2e-4 + 0.02 * abs(numeric), name)
-        }
+        checkFiniteDifferences(c.features, dFeatures: dFeatures!, c.p, grads: grads,
+                               names: ["attention.full_att.weight", "attention.decoder_att.weight", "attention.encoder_att.bias",
+                                       "init_h.weight"],
+                               lossAt: lossAt)
     }
 }

@@ -19,9 +19,6 @@ void ck_linear_rows(int m, int n, int k, const float *x, int ldx, const float *w
 void ck_linear_rows_f16(int m, int n, int k, const float *x, int ldx, const uint16_t *w, const float *bias,
                         float *y, int ldy, int accumulate);
 
-/// Widens `count` IEEE halves to floats, exactly.
-void ck_half_to_float(long count, const uint16_t *src, float *dst);
-
 /// 1 when the AVX2+FMA build is in use.
 int ck_uses_avx2(void);
 
