@@ -210,10 +210,11 @@ class VideoAutoencoder(nn.Module):
 BENCH_PRESETS = {
     # weights/video's architecture (Sources/Bench/VideoBench.swift has the same table)
     "shipped": {"input": "pixels", "frame_size": 64, "channels": 1, "feature_dimension": 0, "feature_encoder": None,
-                "cell": "lstm", "hidden_size": 256, "layers": 1, "bidirectional": False, "embedding_size": 256,
+                "cell": "lstm", "hidden_size": 512, "layers": 1, "bidirectional": False, "embedding_size": 256,
                 "reconstruction": "unconditioned", "future": "unconditioned", "observed_frames": 10, "future_frames": 10},
 }
-BENCH_PRESETS["conditional"] = dict(BENCH_PRESETS["shipped"], reconstruction="conditional", future="conditional")
+BENCH_PRESETS["conditional"] = dict(BENCH_PRESETS["shipped"], hidden_size=256, reconstruction="conditional",
+                                    future="conditional")
 
 
 def bench(model_name="shipped", batch=16, steps=5, repeats=3, overrides=(), label="train"):
