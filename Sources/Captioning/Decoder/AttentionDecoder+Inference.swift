@@ -69,7 +69,9 @@ extension AttentionDecoder {
         flat.withUnsafeBufferPointer { f in
             projected.withUnsafeMutableBufferPointer { out in
                 let (x, y) = (f.baseAddress!, out.baseAddress!)
-                parallelRowBlocks(rows) { r in encoderAtt.forward(rows: r.count, x + r.lowerBound * nD, into: y + r.lowerBound * nA, p) }
+                parallelRowBlocks(rows) { r in
+                    encoderAtt.forward(rows: r.count, x + r.lowerBound * nD, into: y + r.lowerBound * nA, p)
+                }
             }
         }
         return EncodedImages(count: count, pixels: pixels, features: flat, projected: projected)

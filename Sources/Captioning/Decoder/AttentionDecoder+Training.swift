@@ -280,7 +280,8 @@ extension AttentionDecoder {
                            penaltyGradient: UnsafePointer<Float>, into rows: UnsafeMutablePointer<Float>) -> Float {
         let nL = fwd.pixels
         let alpha = fwd.workspace.buffer(.alpha, fwd.tokenCount * nL)
-        precondition(supervision.cells.count == fwd.batch, "attention supervision: \(supervision.cells.count) captions, expected \(fwd.batch)")
+        precondition(supervision.cells.count == fwd.batch,
+                     "attention supervision: \(supervision.cells.count) captions, expected \(fwd.batch)")
         func cells(_ i: Int, _ t: Int) -> [Int] {
             let perStep = supervision.cells[fwd.order[i]]
             return t < perStep.count ? perStep[t] : []

@@ -38,7 +38,8 @@ extension AttentionDecoder {
             gate.withUnsafeMutableBufferPointer { linear(fBeta, hp, $0.baseAddress!) }
             pre.withUnsafeMutableBufferPointer {
                 RowGEMM.linear(m: k, n: nG, k: nH, x: hp, ldx: nH, w: p.value(lstm.weightHH),
-                               half: half?.weights(lstm.weightHH), bias: lstm.biasHH.map { UnsafePointer(p.value($0)) }, y: $0.baseAddress!, ldy: nG)
+                               half: half?.weights(lstm.weightHH), bias: lstm.biasHH.map { UnsafePointer(p.value($0)) },
+                               y: $0.baseAddress!, ldy: nG)
             }
         }
         let w = UnsafePointer(p.value(fullAtt.weight)), attBias = p.value(fullAtt.bias!)[0]
@@ -72,8 +73,8 @@ extension AttentionDecoder {
             }
             pre.withUnsafeMutableBufferPointer {
                 RowGEMM.linear(m: k, n: nG, k: nX, x: xp, ldx: nX, w: p.value(lstm.weightIH),
-                               half: half?.weights(lstm.weightIH), bias: lstm.biasIH.map { UnsafePointer(p.value($0)) }, y: $0.baseAddress!, ldy: nG,
-                               accumulate: true)
+                               half: half?.weights(lstm.weightIH), bias: lstm.biasIH.map { UnsafePointer(p.value($0)) },
+                               y: $0.baseAddress!, ldy: nG, accumulate: true)
             }
         }
         pre.withUnsafeMutableBufferPointer { g in
