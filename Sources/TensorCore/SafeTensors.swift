@@ -318,6 +318,12 @@ public struct SafeTensorsFile: @unchecked Sendable {
         }
         return sign | UInt16(rounded(UInt32(exponent) << 23 | mantissa, shift: 13))
     }
+
+    /// Rounds `count` floats in place to the nearest F16 value (what `SafeTensorsWriter.addHalf` stores), so the
+    /// values in memory are the ones an F16 file holds.
+    public static func roundToHalf(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { values[i] = halfToFloat(floatToHalf(values[i])) }
+    }
 }
 
 /// Header parsing and validation, separate from the mapping so the rules read top to bottom.

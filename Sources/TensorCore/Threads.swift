@@ -61,7 +61,7 @@ public enum Threads {
 
     /// Runs `body` marked as a parallel worker (see `isInParallelRegion`).
     @inlinable
-    public static func asParallelWorker(_ body: () -> Void) {
+    static func asParallelWorker(_ body: () -> Void) {
         let dict = Thread.current.threadDictionary
         let outer = dict[regionKey]
         dict[regionKey] = true
@@ -71,7 +71,8 @@ public enum Threads {
 }
 
 /// Runs `body(i)` for every `i` in `0..<n`, spread over `Threads.count` workers in contiguous chunks.
-/// Falls back to a plain loop for one thread, one item, or when already on a `parallelFor` worker. `body` must be safe to call concurrently.
+/// Falls back to a plain loop for one thread, one item, or when already on a `parallelFor` worker. `body` must
+/// be safe to call concurrently.
 @inlinable
 public func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Int) -> Void) {
     let workers = min(Threads.count, max(1, n / max(1, minChunk)))

@@ -147,8 +147,7 @@ public final class VideoAutoencoder {
 
     /// Rounds every parameter to the nearest F16 value (what `VideoModelFolder.save(…, half: true)` stores).
     public func roundToHalfPrecision() {
-        let v = parameters.values
-        for i in 0..<parameters.count { v[i] = SafeTensorsFile.halfToFloat(SafeTensorsFile.floatToHalf(v[i])) }
+        SafeTensorsFile.roundToHalf(parameters.values, count: parameters.count)
     }
 
     /// One forward and backward pass over `batch` (F ≥ `config.framesNeeded` frames; the first T are read, the

@@ -182,33 +182,22 @@ public final class Encoder {
     public func featureMap(images: Tensor) -> Tensor {
         checkImages(images)
         refreshInferenceWeights()
-        let n = images.shape[0], workers = min(Threads.count, n)
-        guard workers > 1, !Threads.isInParallelRegion else { return run(images) }
-        let imageSize = images.count / n
-        var parts = [Tensor?](repeating: nil, count: workers)
-        parts.withUnsafeMutableBufferPointer { out in
-            let out = out  // each worker writes its own element
-            images.withUnsafeBufferPointer { src in
-                Threads.withSerialBLAS {
-                    parallelFor(workers) { w in
-                        let lo = n * w / workers, hi = n * (w + 1) / workers
-                        var shape = images.shape
-                        shape[0] = hi - lo
-                        let part = Tensor(shape: shape, storage: Array(src[(lo * imageSize)..<(hi * imageSize)]))
-                        out[w] = run(part)
+        let n = images.shape[0]
+        guard n > 1, Threads.count > 1, !Threads.isInParallelRegion else { return run(images) }
+        let (inSize, grid) = (images.count / n, featureMapSize(height: images.shape[2], width: images.shape[3]))
+        let outSize = featureDimension * grid.height * grid.width
+        var map = Tensor(shape: [n, featureDimension, grid.height, grid.width], unsafeUninitialized: { _ in })
+        images.withUnsafeBufferPointer { src in
+            map.withUnsafeMutableBufferPointer { dst in
+                let dst = dst  // each worker writes its own images
+                parallelRowBlocks(n, minRows: 1) { share in
+                    var shape = images.shape
+                    shape[0] = share.count
+                    let input = Array(src[(share.lowerBound * inSize)..<(share.upperBound * inSize)])
+                    run(Tensor(shape: shape, storage: input)).withUnsafeBufferPointer {
+                        precondition($0.count == share.count * outSize, "Encoder: feature map size differs from featureMapSize")
+                        (dst.baseAddress! + share.lowerBound * outSize).update(from: $0.baseAddress!, count: $0.count)
                     }
-                }
-            }
-        }
-        var shape = parts[0]!.shape
-        shape[0] = n
-        var map = Tensor(shape: shape, unsafeUninitialized: { _ in })
-        map.withUnsafeMutableBufferPointer { dst in
-            var offset = 0
-            for part in parts {
-                part!.withUnsafeBufferPointer { p in
-                    (dst.baseAddress! + offset).update(from: p.baseAddress!, count: p.count)
-                    offset += p.count
                 }
             }
         }

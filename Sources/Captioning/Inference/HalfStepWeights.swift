@@ -45,9 +45,6 @@ extension AttentionDecoder {
     /// Rounds the step matrices of `p` to half precision in place (nearest, ties to even — torch's `.half()`),
     /// so `HalfStepWeights(self, p)` exists; for benchmarks and tests of the half path.
     public func roundStepMatricesToHalf(_ p: Parameters) {
-        for param in stepMatrices {
-            let v = p.value(param)
-            for i in 0..<param.count { v[i] = SafeTensorsFile.halfToFloat(SafeTensorsFile.floatToHalf(v[i])) }
-        }
+        for param in stepMatrices { SafeTensorsFile.roundToHalf(p.value(param), count: param.count) }
     }
 }

@@ -311,13 +311,12 @@ public final class Trainer {
         state.decoderAdamStep = decoderAdam.step
         state.encoderAdamStep = encoderAdam?.step ?? 0
         state.trainingSeconds += result.seconds
-        var record = StepRecord(step: state.step, epoch: epoch, batch: index, loss: result.loss.total,
-                                crossEntropy: result.loss.crossEntropy, attentionPenalty: result.loss.attentionPenalty,
-                                epsilon: result.epsilon, learningRate: decoderAdam.learningRate,
-                                encoderLearningRate: encoderAdam?.learningRate, gradientNorm: result.gradientNorm,
-                                captions: captions.count, images: batch.images.count, seconds: result.seconds)
-        if cells != nil { record.attentionSupervision = result.loss.attentionSupervision }
-        return record
+        return StepRecord(step: state.step, epoch: epoch, batch: index, loss: result.loss.total,
+                          crossEntropy: result.loss.crossEntropy, attentionPenalty: result.loss.attentionPenalty,
+                          attentionSupervision: cells == nil ? nil : result.loss.attentionSupervision,
+                          epsilon: result.epsilon, learningRate: decoderAdam.learningRate,
+                          encoderLearningRate: encoderAdam?.learningRate, gradientNorm: result.gradientNorm,
+                          captions: captions.count, images: batch.images.count, seconds: result.seconds)
     }
 
     // MARK: Validation
