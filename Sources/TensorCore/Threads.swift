@@ -80,13 +80,14 @@ public func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Int) -> Void) {
         for i in 0..<n { body(i) }
         return
     }
-    withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            Threads.asParallelWorker {
-                let lo = n * w / workers, hi = n * (w + 1) / workers
-                for i in lo..<hi { body(i) }
-            }
-        }
+    func chunk(_ w: Int) {
+        let lo = n * w / workers, hi = n * (w + 1) / workers
+        for i in lo..<hi { body(i) }
+    }
+    if WorkerTeam.shared.run(parts: workers, chunk) { return }
+    // Another thread's loop has the team: Dispatch's pool serves this one.
+    withoutActuallyEscaping(chunk) { chunk in
+        DispatchQueue.concurrentPerform(iterations: workers) { w in Threads.asParallelWorker { chunk(w) } }
     }
 }
 

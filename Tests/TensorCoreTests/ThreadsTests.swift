@@ -2,8 +2,8 @@ import Foundation
 import TensorCore
 import XCTest
 
-/// The threading rules: a parallel loop inside a parallel loop runs serially on its worker, and serial-BLAS
-/// regions nest.
+/// The threading rules: a parallel loop inside a parallel loop runs serially on its worker, serial-BLAS
+/// regions nest, and the worker team runs every chunk exactly once whatever the loops around it do.
 final class ThreadsTests: XCTestCase {
     func testNestedParallelLoopsRunSeriallyOnTheirWorker() {
         let saved = Threads.count
@@ -40,5 +40,36 @@ final class ThreadsTests: XCTestCase {
         var c = [Float](repeating: 0, count: 4)
         sgemm(m: 2, n: 2, k: 2, a: a, b: b, c: &c)  // BLAS still works after the regions closed
         XCTAssertEqual(c, a)
+    }
+
+    /// Loops of changing width one after another (a worker left out of one round must not run the next round's
+    /// chunk twice), some after the workers have gone to sleep, and loops started from several threads at once
+    /// (all but one fall back to Dispatch): every index is visited once.
+    func testWorkerTeamRunsEveryChunkOnceAcrossRoundsAndThreads() {
+        let saved = Threads.count
+        defer { Threads.count = saved }
+        Threads.count = 3
+        for round in 0..<2000 {
+            let n = 1 + round % 4
+            let visits = UnsafeMutableBufferPointer<Int>.allocate(capacity: n)
+            defer { visits.deallocate() }
+            visits.initialize(repeating: 0)
+            parallelFor(n) { i in visits[i] += 1 }
+            XCTAssertEqual(Array(visits), [Int](repeating: 1, count: n), "round \(round)")
+            if round % 500 == 499 { usleep(1000) }  // past the spin window: the workers sleep and must be woken
+        }
+        let sums = UnsafeMutableBufferPointer<Int>.allocate(capacity: 4)
+        defer { sums.deallocate() }
+        sums.initialize(repeating: 0)
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            for _ in 0..<200 {
+                let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: 7)
+                counts.initialize(repeating: 0)
+                parallelFor(7) { i in counts[i] += 1 }
+                if counts.allSatisfy({ $0 == 1 }) { sums[caller] += 1 }
+                counts.deallocate()
+            }
+        }
+        XCTAssertEqual(Array(sums), [200, 200, 200, 200])
     }
 }
