@@ -21,8 +21,11 @@ struct ConvUnit {
     let conv: Conv2d
     let bn: BatchNorm2d?
     let relu: Bool
-    /// This unit's folded weight (`OC×C×K×K`) and bias (`OC`) in `FoldedWeights.values`.
+    /// This unit's folded weight (`OC×C×K×K`, or its Winograd transform 16×OC×C when `winograd`) and bias
+    /// (`OC`) in `FoldedWeights.values`.
     let foldedWeight: Int
+    /// Inference runs `Conv2d.forwardWinograd` (3×3, stride 1, padding 1) instead of im2col + GEMM.
+    let winograd: Bool
     let foldedBias: Int
 
     /// Registers `conv` (PyTorch name `convName`, e.g. `layer1.0.conv1`) and, when `bnName` is given,
@@ -35,7 +38,8 @@ struct ConvUnit {
                       stride: stride, padding: padding, bias: convBias ?? (bnName == nil), layout: &layout)
         bn = bnName.map { BatchNorm2d($0, channels: outChannels, layout: &layout) }
         self.relu = relu
-        foldedWeight = folded.reserve(conv.weight.count)
+        winograd = conv.supportsWinograd
+        foldedWeight = folded.reserve(winograd ? conv.winogradWeightCount : conv.weight.count)
         foldedBias = folded.reserve(outChannels)
     }
 
@@ -51,9 +55,28 @@ struct ConvUnit {
 
     // MARK: Inference
 
-    /// Writes `W' = W·γ/√(var+ε)`, `b' = β + (b − mean)·γ/√(var+ε)` (or plain `W`, `b` without BatchNorm).
+    /// Writes `W' = W·γ/√(var+ε)`, `b' = β + (b − mean)·γ/√(var+ε)` (or plain `W`, `b` without BatchNorm);
+    /// for a Winograd unit, W' goes through `Conv2d.winogradWeights` one output channel at a time.
     func fold(_ p: Parameters, into f: FoldedWeights) {
         let w = f.values + foldedWeight, b = f.values + foldedBias
+        if winograd {
+            let perOut = conv.weight.count / outChannels
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: perOut) { row in
+                let src = p.value(conv.weight), convBias = conv.bias.map { p.value($0) }
+                for o in 0..<outChannels {
+                    var scale: Float = 1, shift: Float = 0
+                    if let bn {
+                        let gamma = p.value(bn.weight), variance = p.value(bn.runningVar)
+                        scale = gamma[o] / (variance[o] + bn.eps).squareRoot()
+                        shift = p.value(bn.bias)[o] - p.value(bn.runningMean)[o] * scale
+                    }
+                    for i in 0..<perOut { row[i] = src[o * perOut + i] * scale }
+                    b[o] = shift + (convBias?[o] ?? 0) * scale
+                    conv.winogradWeights(outChannel: o, weights: row.baseAddress!, into: w)
+                }
+            }
+            return
+        }
         if let bn {
             // BatchNorm2d.fold's formula, written straight into the buffer (no temporary tensors: folding a
             // ResNet-101 would otherwise churn through its whole weight size in short-lived allocations).
@@ -77,7 +100,12 @@ struct ConvUnit {
     /// `x: N×C×H×W → N×OC×OH×OW` with folded weights and ReLU fused. A residual block's last unit and its
     /// downsample pass `biasAndReLU: false` and add their biases and apply ReLU after the sum, in one pass.
     func inference(_ x: Tensor, _ f: FoldedWeights, biasAndReLU: Bool = true, workspace: ConvWorkspace) -> Tensor {
-        conv.forward(x, weight: f.values + foldedWeight, bias: biasAndReLU ? f.values + foldedBias : nil,
+        if winograd {
+            return conv.forwardWinograd(x, transformedWeight: f.values + foldedWeight,
+                                        bias: biasAndReLU ? f.values + foldedBias : nil, relu: biasAndReLU && relu,
+                                        workspace: workspace)
+        }
+        return conv.forward(x, weight: f.values + foldedWeight, bias: biasAndReLU ? f.values + foldedBias : nil,
                      relu: biasAndReLU && relu, workspace: workspace)
     }
 

@@ -122,6 +122,54 @@ final class ConvLayerTests: XCTestCase {
         }
     }
 
+    /// U = G·g·Gᵀ for every output channel of `conv`'s weight in `p`.
+    private func winogradWeights(_ conv: Conv2d, _ p: Parameters) -> [Float] {
+        var u = [Float](repeating: .nan, count: conv.winogradWeightCount)
+        let w = p.value(conv.weight), perOut = conv.inChannels * 9
+        u.withUnsafeMutableBufferPointer { ub in
+            for oc in 0..<conv.outChannels { conv.winogradWeights(outChannel: oc, weights: w + oc * perOut, into: ub.baseAddress!) }
+        }
+        return u
+    }
+
+    /// Winograd F(2×2, 3×3) on the fixtures' 3×3 / stride 1 / padding 1 cases gives PyTorch's outputs.
+    func testWinogradMatchesPyTorch() throws {
+        let f = try S.fixture("conv.safetensors")
+        var checked = 0
+        for name in S.cases(f, having: "weight") {
+            let (conv, p) = try makeConv(f, name)
+            guard conv.supportsWinograd else { continue }
+            let x = try f.tensor("\(name).x"), u = winogradWeights(conv, p)
+            let bias = conv.bias.map { UnsafePointer(p.value($0)) }
+            S.assertForward(conv.forwardWinograd(x, transformedWeight: u, bias: bias), try f.tensor("\(name).y"), name)
+            S.assertForward(conv.forwardWinograd(x, transformedWeight: u, bias: bias, relu: true),
+                            try f.tensor("\(name).y_relu"), name + " relu")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 0)
+    }
+
+    /// Winograd against im2col on odd and even planes (a half tile at the right and bottom edges), a batch,
+    /// one channel, and planes big enough for the parallel paths, on one and two threads.
+    func testWinogradMatchesIm2colOnLargerShapes() {
+        var rng = RNG(seed: 9)
+        for (n, c, oc, h, w) in [(1, 1, 1, 1, 1), (2, 3, 5, 7, 9), (3, 16, 8, 20, 20), (1, 64, 32, 33, 17), (2, 8, 130, 2, 3)] {
+            var layout = ParameterLayout()
+            let conv = Conv2d("c", inChannels: c, outChannels: oc, kernelSize: 3, stride: 1, padding: 1, layout: &layout)
+            let p = Parameters(layout)
+            conv.initializePyTorchDefault(p, rng: &rng)
+            let x = Tensor.randn([n, c, h, w], rng: &rng), u = winogradWeights(conv, p)
+            let bias = UnsafePointer(p.value(conv.bias!))
+            for threads in [1, 2] {
+                S.withThreads(threads) {
+                    let label = "N\(n) C\(c)→\(oc) \(h)×\(w) threads=\(threads)"
+                    S.assertForward(conv.forwardWinograd(x, transformedWeight: u, bias: bias, relu: true),
+                                    conv.forward(x, p, relu: true), label)
+                }
+            }
+        }
+    }
+
     func testParameterGradientsAccumulateAndInputGradientCanBeSkipped() throws {
         let f = try S.fixture("conv.safetensors")
         let (conv, p) = try makeConv(f, "k3s1p1")

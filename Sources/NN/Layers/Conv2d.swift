@@ -74,7 +74,9 @@ public final class ConvWorkspace {
 /// * large planes otherwise: one image per GEMM, BLAS using every thread;
 /// * small planes (deep layers): several images share one GEMM (their columns side by side) so the matrix is
 ///   wide enough for BLAS to run near peak (`imagesPerGEMM`).
-/// Backward uses the last two (dW = dY·colᵀ needs the whole image anyway).
+/// Backward uses the last two (dW = dY·colᵀ needs the whole image anyway). For inference, 3×3 stride-1
+/// convolutions have a fourth way, Winograd F(2×2, 3×3) from pre-transformed weights (`forwardWinograd`,
+/// Conv2d+Winograd.swift), which the encoders use.
 public struct Conv2d {
     public let inChannels: Int
     public let outChannels: Int

@@ -1,0 +1,170 @@
+import TensorCore
+
+/// Winograd's minimal filtering F(2×2, 3×3) for 3×3, stride-1, padding-1 convolutions at inference
+/// (Lavin & Gray 2016): each 2×2 block of outputs ("tile") comes from a 4×4 input patch as
+///
+///     Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A
+///
+/// which costs 16 multiplies per input channel where im2col's GEMM spends 36. The sum over channels of the
+/// elementwise products is, for each of the 16 positions ξ of the 4×4 transformed tile, one GEMM:
+///
+///     M[ξ] (OC × T) = U[ξ] (OC × C) · V[ξ] (C × T)       T = N·⌈H/2⌉·⌈W/2⌉ tiles of N images
+///
+/// with U = G g Gᵀ precomputed once per weight (`winogradWeights`) and V = Bᵀ d B the transformed input.
+/// The transformed input is 4× the input (im2col's columns are 9×), and with the multiplies cut by 2.25×
+/// the small-channel 3×3 stages of ResNet-18 and the compact net gain the most. The 16 GEMMs are
+/// independent and split over the threads, each on single-threaded BLAS; a batch goes through in passes of
+/// as many images as keep V and M within `winogradBudget`.
+///
+///     Bᵀ = | 1  0 −1  0 |     G = | 1    0    0  |     Aᵀ = | 1  1  1  0 |
+///          | 0  1  1  0 |         | ½    ½    ½  |          | 0  1 −1 −1 |
+///          | 0 −1  1  0 |         | ½   −½    ½  |
+///          | 0  1  0 −1 |         | 0    0    1  |
+///
+/// Rounding differs from the direct sum only at the level of float epsilon times the transforms' small
+/// constants (checked against im2col and, through the encoders, against PyTorch).
+extension Conv2d {
+    /// True for the convolutions `forwardWinograd` computes: 3×3, stride 1, padding 1.
+    public var supportsWinograd: Bool { kernelSize == 3 && stride == 1 && padding == 1 }
+
+    /// Floats of the transformed weight: 16 × OC × C.
+    public var winogradWeightCount: Int { 16 * outChannels * inChannels }
+
+    /// U[ξ][oc][c] = (G · w[oc][c] · Gᵀ)[ξ] for output channel `oc` only: `w` is that channel's C×3×3 weights,
+    /// `u` the whole 16×OC×C buffer.
+    public func winogradWeights(outChannel oc: Int, weights w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        let (C, OC) = (inChannels, outChannels)
+        for c in 0..<C {
+            let g = w + c * 9
+            for i in 0..<4 {
+                // Row i of t = G·g (3 values), then that row times Gᵀ.
+                let (a, b, d): (Float, Float, Float)
+                switch i {
+                case 0: (a, b, d) = (g[0], g[1], g[2])
+                case 1: (a, b, d) = (0.5 * (g[0] + g[3] + g[6]), 0.5 * (g[1] + g[4] + g[7]), 0.5 * (g[2] + g[5] + g[8]))
+                case 2: (a, b, d) = (0.5 * (g[0] - g[3] + g[6]), 0.5 * (g[1] - g[4] + g[7]), 0.5 * (g[2] - g[5] + g[8]))
+                default: (a, b, d) = (g[6], g[7], g[8])
+                }
+                let base = (i * 4 * OC + oc) * C + c, step = OC * C
+                u[base] = a
+                u[base + step] = 0.5 * (a + b + d)
+                u[base + 2 * step] = 0.5 * (a - b + d)
+                u[base + 3 * step] = d
+            }
+        }
+    }
+
+    /// `x: N×C×H×W → N×OC×H×W` from the transformed weight `u` (16×OC×C, see `winogradWeights`), plus `bias`,
+    /// then ReLU when `relu`. Same result as `forward(_:weight:bias:relu:workspace:)` up to rounding.
+    public func forwardWinograd(_ x: Tensor, transformedWeight u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                relu: Bool = false, workspace: ConvWorkspace? = nil) -> Tensor {
+        precondition(supportsWinograd, "Conv2d.forwardWinograd needs a 3×3, stride-1, padding-1 convolution")
+        let g = geometry(x.shape)
+        let perImage = ((g.h + 1) / 2) * ((g.w + 1) / 2), outImage = outChannels * g.h * g.w
+        // Images per pass, so that V (16·C floats per tile) and M (16·OC) stay within `winogradBudget`.
+        let group = max(1, min(g.n, Conv2d.winogradBudget / (16 * (g.c + outChannels) * perImage)))
+        let ws = workspace ?? .forCurrentThread
+        var y = Tensor(shape: [g.n, outChannels, g.h, g.w], unsafeUninitialized: { _ in })
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { yb in
+                for n0 in Swift.stride(from: 0, to: g.n, by: group) {
+                    winogradPass(g, images: min(group, g.n - n0), x: xb.baseAddress! + n0 * g.inImage,
+                                 y: yb.baseAddress! + n0 * outImage, u: u, bias: bias, relu: relu, workspace: ws)
+                }
+            }
+        }
+        return y
+    }
+
+    /// Floats of V and M together in one pass of `forwardWinograd` (16 MB).
+    static let winogradBudget = 4 << 20
+
+    /// `forwardWinograd` on `N` consecutive images starting at `x` (C×H×W each), into `y` (OC×H×W each).
+    private func winogradPass(_ g: Geometry, images N: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                              u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, relu: Bool, workspace ws: ConvWorkspace) {
+        let (C, H, W, OC) = (g.c, g.h, g.w, outChannels)
+        let (tilesH, tilesW) = ((H + 1) / 2, (W + 1) / 2)
+        let perImage = tilesH * tilesW, T = N * perImage
+        let v = ws.buffer(0, count: 16 * C * T), m = ws.buffer(1, count: 16 * OC * T)
+        let big = 16 * C * T >= 1 << 15
+        let (vStride, mStride) = (C * T, OC * T)  // floats between consecutive ξ in V and in M
+        do {
+            // V[ξ][c][t] = (Bᵀ d B)[ξ] for the 4×4 patch d of tile t: input rows 2·ty − 1 … 2·ty + 2 and
+            // columns 2·tx − 1 … 2·tx + 2, 0 outside the plane. Per tile row: the four input rows, zero padded
+            // (`q[k][j]` is column j − 1), combined by Bᵀ in place, then each tile's four columns by B.
+            let wp = 2 * tilesW + 2
+            parallelFor(N * C, minChunk: big ? 1 : Int.max) { item in
+                let n = item / C, c = item % C
+                let plane = x + (n * C + c) * H * W
+                let out = v + c * T + n * perImage
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * wp) { buffer in
+                    let q = buffer.baseAddress!
+                    for ty in 0..<tilesH {
+                        for k in 0..<4 {
+                            let row = 2 * ty - 1 + k, qk = q + k * wp
+                            if row < 0 || row >= H { qk.update(repeating: 0, count: wp); continue }
+                            qk[0] = 0
+                            (qk + 1).update(from: plane + row * W, count: W)
+                            (qk + 1 + W).update(repeating: 0, count: wp - 1 - W)
+                        }
+                        let (q0, q1, q2, q3) = (q, q + wp, q + 2 * wp, q + 3 * wp)
+                        for j in 0..<wp {
+                            let (p0, p1, p2, p3) = (q0[j], q1[j], q2[j], q3[j])
+                            q0[j] = p0 - p2; q1[j] = p1 + p2; q2[j] = p2 - p1; q3[j] = p1 - p3
+                        }
+                        for i in 0..<4 {
+                            let qi = q + i * wp, o = out + 4 * i * vStride + ty * tilesW
+                            for tx in 0..<tilesW {
+                                let (a, b, c, d) = (qi[2 * tx], qi[2 * tx + 1], qi[2 * tx + 2], qi[2 * tx + 3])
+                                o[tx] = a - c
+                                o[vStride + tx] = b + c
+                                o[2 * vStride + tx] = c - b
+                                o[3 * vStride + tx] = b - d
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // M[ξ] = U[ξ] · V[ξ], the 16 GEMMs spread over the threads.
+        Threads.withSerialBLAS {
+            parallelFor(16, minChunk: big ? 1 : Int.max) { xi in
+                sgemm(m: OC, n: T, k: C, a: u + xi * OC * C, b: v + xi * vStride, c: m + xi * mStride)
+            }
+        }
+        // Y = Aᵀ M A per tile (M·A along each row of the 4×4 tile, then Aᵀ down the rows), plus bias and ReLU.
+        do {
+            parallelFor(N * OC, minChunk: big ? 1 : Int.max) { item in
+                let n = item / OC, oc = item % OC
+                let plane = y + (n * OC + oc) * H * W
+                let b = bias?[oc] ?? 0
+                for ty in 0..<tilesH {
+                    let src = m + oc * T + n * perImage + ty * tilesW
+                    let top = plane + 2 * ty * W, bottomInside = 2 * ty + 1 < H
+                    for tx in 0..<tilesW {
+                        var s = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+                        @inline(__always) func rowPair(_ i: Int) -> (Float, Float) {
+                            let r = src + 4 * i * mStride + tx
+                            let (m0, m1, m2, m3) = (r[0], r[mStride], r[2 * mStride], r[3 * mStride])
+                            return (m0 + m1 + m2, m1 - m2 - m3)
+                        }
+                        (s.0, s.1) = rowPair(0)
+                        (s.2, s.3) = rowPair(1)
+                        (s.4, s.5) = rowPair(2)
+                        (s.6, s.7) = rowPair(3)
+                        var y00 = s.0 + s.2 + s.4 + b, y01 = s.1 + s.3 + s.5 + b
+                        var y10 = s.2 - s.4 - s.6 + b, y11 = s.3 - s.5 - s.7 + b
+                        if relu { y00 = max(y00, 0); y01 = max(y01, 0); y10 = max(y10, 0); y11 = max(y11, 0) }
+                        let col = 2 * tx
+                        top[col] = y00
+                        if col + 1 < W { top[col + 1] = y01 }
+                        if bottomInside {
+                            top[W + col] = y10
+                            if col + 1 < W { top[W + col + 1] = y11 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
