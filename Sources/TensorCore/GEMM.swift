@@ -28,11 +28,26 @@ public func sgemm(
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
-    cblas_sgemm(CblasRowMajor,
-                transA ? CblasTrans : CblasNoTrans,
-                transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k),
-                alpha, a, Int32(lda), b, Int32(ldb),
+    let trA = transA ? CblasTrans : CblasNoTrans, trB = transB ? CblasTrans : CblasNoTrans
+    let parts = Threads.count
+    if parts > 1, m * n * k >= 1 << 18, Threads.splitsGEMM, !Threads.isInParallelRegion {
+        // Inside Threads.withTeamGEMM: one block of C per worker. Split the side whose operand is the larger,
+        // so each worker packs only its share of that one (and all of the smaller).
+        let splitRows = m * k >= k * n ? m >= 8 * parts : n < 16 * parts
+        parallelFor(parts) { p in
+            if splitRows {
+                let r0 = m * p / parts / 4 * 4, r1 = p == parts - 1 ? m : m * (p + 1) / parts / 4 * 4
+                cblas_sgemm(CblasRowMajor, trA, trB, Int32(r1 - r0), Int32(n), Int32(k), alpha,
+                            a + (transA ? r0 : r0 * lda), Int32(lda), b, Int32(ldb), beta, c + r0 * ldc, Int32(ldc))
+            } else {
+                let c0 = n * p / parts / 16 * 16, c1 = p == parts - 1 ? n : n * (p + 1) / parts / 16 * 16
+                cblas_sgemm(CblasRowMajor, trA, trB, Int32(m), Int32(c1 - c0), Int32(k), alpha, a, Int32(lda),
+                            b + (transB ? c0 * ldb : c0), Int32(ldb), beta, c + c0, Int32(ldc))
+            }
+        }
+        return
+    }
+    cblas_sgemm(CblasRowMajor, trA, trB, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
                 beta, c, Int32(ldc))
 }
 

@@ -52,6 +52,25 @@ public enum Threads {
         return try body()
     }
 
+    /// Runs `body` with the large SGEMMs this thread makes split over the worker team, each part on
+    /// single-threaded BLAS (`sgemm`), instead of over OpenBLAS's threads. For a chain of layers that mixes
+    /// BLAS calls with the project's own parallel loops (one image through the CNN): OpenBLAS's idle pool
+    /// threads spin for a while after each multi-threaded call and then compete with the team for the cores.
+    public static func withTeamGEMM<R>(_ body: () throws -> R) rethrows -> R {
+        try withSerialBLAS {
+            let dict = Thread.current.threadDictionary
+            let outer = dict[teamGEMMKey]
+            dict[teamGEMMKey] = true
+            defer { dict[teamGEMMKey] = outer }
+            return try body()
+        }
+    }
+
+    @usableFromInline static let teamGEMMKey = "caption.Threads.teamGEMM"
+
+    /// True inside `withTeamGEMM` on this thread.
+    @usableFromInline static var splitsGEMM: Bool { Thread.current.threadDictionary[teamGEMMKey] != nil }
+
     @usableFromInline static let regionKey = "caption.Threads.parallelRegion"
 
     /// True on a worker of `parallelFor`: a parallel loop nested there runs serially on that worker, so

@@ -178,12 +178,16 @@ public final class Encoder {
     ///
     /// With several images and threads, each worker runs the whole network on its share of the images with
     /// single-threaded BLAS: no synchronisation inside a layer, and every im2col and epilogue runs in parallel
-    /// too (on 2 cores this scales better than splitting each GEMM). One image splits each layer instead.
+    /// too (on 2 cores this scales better than splitting each GEMM). One image splits each layer instead, its
+    /// GEMMs over the worker team (`Threads.withTeamGEMM`) rather than OpenBLAS's threads.
     public func featureMap(images: Tensor) -> Tensor {
         checkImages(images)
         refreshInferenceWeights()
         let n = images.shape[0]
-        guard n > 1, Threads.count > 1, !Threads.isInParallelRegion else { return run(images) }
+        guard n > 1, Threads.count > 1, !Threads.isInParallelRegion else {
+            // One image: each layer is split over the threads; its GEMMs too, over the same team.
+            return Threads.withTeamGEMM { run(images) }
+        }
         let (inSize, grid) = (images.count / n, featureMapSize(height: images.shape[2], width: images.shape[3]))
         let outSize = featureDimension * grid.height * grid.width
         var map = Tensor(shape: [n, featureDimension, grid.height, grid.width], unsafeUninitialized: { _ in })

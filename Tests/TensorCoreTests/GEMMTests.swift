@@ -20,22 +20,33 @@ final class GEMMTests: XCTestCase {
         return c
     }
 
+    /// Every transpose combination with padded leading dimensions; the larger shapes also inside
+    /// `Threads.withTeamGEMM`, where C is split by rows (m ≥ n) or by columns (m < n) over two workers.
     func testAllTransposesAndStrides() {
         var rng = RNG(seed: 1)
-        let m = 5, n = 7, k = 3, pad = 2
-        for ta in [false, true] { for tb in [false, true] {
-            let lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad
-            let a = (0..<((ta ? k : m) * lda)).map { _ in rng.normal() }
-            let b = (0..<((tb ? n : k) * ldb)).map { _ in rng.normal() }
-            let expected = reference(a, b, m: m, n: n, k: k, ta: ta, tb: tb, lda: lda, ldb: ldb)
-            var c = [Float](repeating: 7, count: m * ldc)
-            sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 2, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: 0.5, c: &c, ldc: ldc)
-            for i in 0..<m { for j in 0..<n {
-                XCTAssertEqual(c[i * ldc + j], 2 * expected[i * n + j] + 3.5, accuracy: 1e-4, "ta=\(ta) tb=\(tb)")
+        let saved = Threads.count
+        defer { Threads.count = saved }
+        Threads.count = 2
+        let pad = 2
+        for (m, n, k, team) in [(5, 7, 3, false), (70, 66, 64, true), (34, 130, 61, true)] {
+            for ta in [false, true] { for tb in [false, true] {
+                let lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad
+                let a = (0..<((ta ? k : m) * lda)).map { _ in rng.normal() }
+                let b = (0..<((tb ? n : k) * ldb)).map { _ in rng.normal() }
+                let expected = reference(a, b, m: m, n: n, k: k, ta: ta, tb: tb, lda: lda, ldb: ldb)
+                var c = [Float](repeating: 7, count: m * ldc)
+                func multiply() {
+                    sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 2, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: 0.5, c: &c, ldc: ldc)
+                }
+                if team { Threads.withTeamGEMM(multiply) } else { multiply() }
+                let label = "\(m)×\(n)×\(k) ta=\(ta) tb=\(tb) team=\(team)"
+                for i in 0..<m { for j in 0..<n {
+                    XCTAssertEqual(c[i * ldc + j], 2 * expected[i * n + j] + 3.5, accuracy: 1e-3, label)
+                } }
+                for i in 0..<m { for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], 7, "padding must stay untouched, " + label) } }
             } }
-            for i in 0..<m { for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], 7, "padding must stay untouched") } }
-        } }
+        }
     }
 
     func testTensorMatmul() {
