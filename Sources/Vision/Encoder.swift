@@ -291,14 +291,16 @@ public final class Encoder {
         var caches: [Layer.Cache] = []
         caches.reserveCapacity(layers.count)
         if frozenLayerCount > 0 { refreshInferenceWeights() }
-        for (i, layer) in layers.enumerated() {
-            if i < frozenLayerCount {
-                x = layer.inference(x, folded, workspace: ws)
-                caches.append(.frozen)
-            } else {
-                let (y, c) = layer.forward(x, parameters, batchNorm: batchNorm, workspace: ws)
-                x = y
-                caches.append(c)
+        Threads.withTeamGEMM {  // see backward
+            for (i, layer) in layers.enumerated() {
+                if i < frozenLayerCount {
+                    x = layer.inference(x, folded, workspace: ws)
+                    caches.append(.frozen)
+                } else {
+                    let (y, c) = layer.forward(x, parameters, batchNorm: batchNorm, workspace: ws)
+                    x = y
+                    caches.append(c)
+                }
             }
         }
         // The parameters (and running statistics) are about to change: re-fold before the next inference.
@@ -319,10 +321,15 @@ public final class Encoder {
             d = AdaptiveAvgPool2d(outputHeight: pool.height, outputWidth: pool.width).backward(d, inputShape: ms)
         }
         let ws = ConvWorkspace.forCurrentThread
-        for i in stride(from: layers.count - 1, through: frozenLayerCount, by: -1) {
-            guard let dx = layers[i].backward(d, cache: cache.layers[i], parameters,
-                                              inputGradient: i > frozenLayerCount, workspace: ws) else { break }
-            d = dx
+        // Every layer alternates GEMMs with the team's loops (Winograd transforms, im2col, BatchNorm): the GEMMs
+        // go to the same team (compact net training step +3 to +31 % in alternating runs, against OpenBLAS's
+        // threads, whose spinning pool competes with the loops).
+        Threads.withTeamGEMM {
+            for i in stride(from: layers.count - 1, through: frozenLayerCount, by: -1) {
+                guard let dx = layers[i].backward(d, cache: cache.layers[i], parameters,
+                                                  inputGradient: i > frozenLayerCount, workspace: ws) else { break }
+                d = dx
+            }
         }
     }
 }

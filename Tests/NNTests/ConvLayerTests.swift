@@ -104,13 +104,16 @@ final class ConvLayerTests: XCTestCase {
         for name in names {
             var (conv, p) = try makeConv(f, name)
             let x = try f.tensor("\(name).x"), dy = try f.tensor("\(name).dy")
-            // Every strategy must agree: automatic, one image per GEMM, the whole batch in one GEMM, and
-            // cache blocks of one or two output rows (the last block partial when the height is odd).
-            let strategies: [(images: Int?, rows: Int?)] = [(nil, nil), (1, 0), (x.shape[0], 0), (1, 1), (1, 2)]
-            for (images, rows) in strategies {
+            // Every strategy must agree: automatic (Winograd for 3×3 stride 1), and by im2col: one image per
+            // GEMM, the whole batch in one GEMM, and cache blocks of one or two output rows (the last block
+            // partial when the height is odd).
+            let strategies: [(images: Int?, rows: Int?, winograd: Bool?)] =
+                [(nil, nil, nil), (nil, nil, false), (1, 0, false), (x.shape[0], 0, false), (1, 1, false), (1, 2, false)]
+            for (images, rows, winograd) in strategies {
                 conv.imagesPerGEMMOverride = images
                 conv.rowsPerBlockOverride = rows
-                let label = "\(name) imagesPerGEMM=\(images.map(String.init) ?? "auto") rowsPerBlock=\(rows.map(String.init) ?? "auto")"
+                conv.winogradOverride = winograd
+                let label = "\(name) imagesPerGEMM=\(images.map(String.init) ?? "auto") rowsPerBlock=\(rows.map(String.init) ?? "auto") winograd=\(winograd.map(String.init) ?? "auto")"
                 S.assertForward(conv.forward(x, p), try f.tensor("\(name).y"), label)
                 S.assertForward(conv.forward(x, p, relu: true), try f.tensor("\(name).y_relu"), label + " relu")
                 p.zeroGrads()
@@ -256,16 +259,17 @@ final class ConvLayerTests: XCTestCase {
                      (3, 16, 8, 15, 15, 1, 2, 0), (2, 4, 6, 19, 37, 3, 2, 1)]
         for (n, c, oc, h, w, k, s, pad) in cases {
             var layout = ParameterLayout()
-            let conv = Conv2d("c", inChannels: c, outChannels: oc, kernelSize: k, stride: s, padding: pad, layout: &layout)
+            var conv = Conv2d("c", inChannels: c, outChannels: oc, kernelSize: k, stride: s, padding: pad, layout: &layout)
             let p = Parameters(layout)
             conv.initializePyTorchDefault(p, rng: &rng)
             let x = Tensor.randn([n, c, h, w], rng: &rng)
             let (oh, ow) = conv.outputSize(height: h, width: w)
             let dy = Tensor.randn([n, oc, oh, ow], rng: &rng)
             let ref = reference(conv, p, x: x, dy: dy)
-            for threads in [1, 2] {
+            for (threads, winograd) in [(1, nil), (2, nil), (2, false)] as [(Int, Bool?)] {
+                conv.winogradOverride = winograd
                 S.withThreads(threads) {
-                    let label = "N\(n) C\(c)→\(oc) \(h)×\(w) k\(k)s\(s)p\(pad) threads=\(threads)"
+                    let label = "N\(n) C\(c)→\(oc) \(h)×\(w) k\(k)s\(s)p\(pad) threads=\(threads) winograd=\(winograd.map(String.init) ?? "auto")"
                     assertClose(conv.forward(x, p), ref.y, rtol: 1e-4, atol: 1e-4, label)
                     p.zeroGrads()
                     assertClose(conv.backward(dy, input: x, p), ref.dx, rtol: 1e-4, atol: 1e-4, label + " dx")

@@ -36,22 +36,56 @@ extension Conv2d {
         let (C, OC) = (inChannels, outChannels)
         for c in 0..<C {
             let g = w + c * 9
-            for i in 0..<4 {
-                // Row i of t = G·g (3 values), then that row times Gᵀ.
-                let (a, b, d): (Float, Float, Float)
-                switch i {
-                case 0: (a, b, d) = (g[0], g[1], g[2])
-                case 1: (a, b, d) = (0.5 * (g[0] + g[3] + g[6]), 0.5 * (g[1] + g[4] + g[7]), 0.5 * (g[2] + g[5] + g[8]))
-                case 2: (a, b, d) = (0.5 * (g[0] - g[3] + g[6]), 0.5 * (g[1] - g[4] + g[7]), 0.5 * (g[2] - g[5] + g[8]))
-                default: (a, b, d) = (g[6], g[7], g[8])
-                }
-                let base = (i * 4 * OC + oc) * C + c, step = OC * C
-                u[base] = a
-                u[base + step] = 0.5 * (a + b + d)
-                u[base + 2 * step] = 0.5 * (a - b + d)
-                u[base + 3 * step] = d
+            Conv2d.winogradFilter({ g[3 * $0 + $1] }, into: u + oc * C + c, step: OC * C)
+        }
+    }
+
+    /// The 16 values (G·g·Gᵀ)[ξ] of one 3×3 filter (`g(i, j)`: row i, column j) at `u[ξ·step]`.
+    @inline(__always)
+    static func winogradFilter(_ g: (Int, Int) -> Float, into u: UnsafeMutablePointer<Float>, step: Int) {
+        for i in 0..<4 {
+            // Row i of t = G·g (3 values), then that row times Gᵀ.
+            let (a, b, d): (Float, Float, Float)
+            switch i {
+            case 0: (a, b, d) = (g(0, 0), g(0, 1), g(0, 2))
+            case 1: (a, b, d) = (0.5 * (g(0, 0) + g(1, 0) + g(2, 0)), 0.5 * (g(0, 1) + g(1, 1) + g(2, 1)),
+                                 0.5 * (g(0, 2) + g(1, 2) + g(2, 2)))
+            case 2: (a, b, d) = (0.5 * (g(0, 0) - g(1, 0) + g(2, 0)), 0.5 * (g(0, 1) - g(1, 1) + g(2, 1)),
+                                 0.5 * (g(0, 2) - g(1, 2) + g(2, 2)))
+            default: (a, b, d) = (g(2, 0), g(2, 1), g(2, 2))
+            }
+            let row = u + 4 * i * step
+            row[0] = a
+            row[step] = 0.5 * (a + b + d)
+            row[2 * step] = 0.5 * (a - b + d)
+            row[3 * step] = d
+        }
+    }
+
+    /// True when forward (and the input gradient) of this layer run by Winograd: it `supportsWinograd` and
+    /// `winogradOverride` does not forbid it.
+    var usesWinograd: Bool { supportsWinograd && winogradOverride != false }
+
+    /// The transformed weight of `p`'s current values in workspace slot 2 (training: weights change every step;
+    /// transforming them costs ~1/(9·H·W) of the convolution).
+    func transformedWeight(_ p: Parameters, _ ws: ConvWorkspace) -> UnsafePointer<Float> {
+        let u = ws.buffer(2, count: winogradWeightCount), w = UnsafePointer(p.value(weight))
+        for oc in 0..<outChannels { winogradWeights(outChannel: oc, weights: w + oc * inChannels * 9, into: u) }
+        return UnsafePointer(u)
+    }
+
+    /// dx for dy by Winograd: the input gradient of a 3×3, stride-1, padding-1 convolution is the same kind of
+    /// convolution of dy (OC channels in, C out) with each filter turned by 180°, W'[c][oc] = rot180(W[oc][c]).
+    func inputGradientWinograd(_ dy: Tensor, _ p: Parameters, _ ws: ConvWorkspace) -> Tensor {
+        let (C, OC) = (inChannels, outChannels)
+        let u = ws.buffer(2, count: winogradWeightCount), w = UnsafePointer(p.value(weight))
+        for oc in 0..<OC {
+            for c in 0..<C {
+                let g = w + (oc * C + c) * 9
+                Conv2d.winogradFilter({ g[3 * (2 - $0) + (2 - $1)] }, into: u + c * OC + oc, step: C * OC)
             }
         }
+        return Conv2d.winogradConvolve(dy, outChannels: C, u: UnsafePointer(u), bias: nil, relu: false, workspace: ws)
     }
 
     /// `x: N×C×H×W → N×OC×H×W` from the transformed weight `u` (16×OC×C, see `winogradWeights`), plus `bias`,
@@ -59,17 +93,26 @@ extension Conv2d {
     public func forwardWinograd(_ x: Tensor, transformedWeight u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                 relu: Bool = false, workspace: ConvWorkspace? = nil) -> Tensor {
         precondition(supportsWinograd, "Conv2d.forwardWinograd needs a 3×3, stride-1, padding-1 convolution")
-        let g = geometry(x.shape)
-        let perImage = ((g.h + 1) / 2) * ((g.w + 1) / 2), outImage = outChannels * g.h * g.w
+        precondition(x.rank == 4 && x.shape[1] == inChannels, "Conv2d expects N×\(inChannels)×H×W, got \(x.shape)")
+        return Conv2d.winogradConvolve(x, outChannels: outChannels, u: u, bias: bias, relu: relu,
+                                       workspace: workspace ?? .forCurrentThread)
+    }
+
+    /// The 3×3 / stride 1 / padding 1 convolution of `x` (N×C×H×W) into `outChannels` planes from the transformed
+    /// weight `u` (16 × outChannels × C).
+    static func winogradConvolve(_ x: Tensor, outChannels OC: Int, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                 relu: Bool, workspace ws: ConvWorkspace) -> Tensor {
+        let (N, C, H, W) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let perImage = ((H + 1) / 2) * ((W + 1) / 2)
         // Images per pass, so that V (16·C floats per tile) and M (16·OC) stay within `winogradBudget`.
-        let group = max(1, min(g.n, Conv2d.winogradBudget / (16 * (g.c + outChannels) * perImage)))
-        let ws = workspace ?? .forCurrentThread
-        var y = Tensor(shape: [g.n, outChannels, g.h, g.w], unsafeUninitialized: { _ in })
+        let group = max(1, min(N, winogradBudget / (16 * (C + OC) * perImage)))
+        var y = Tensor(shape: [N, OC, H, W], unsafeUninitialized: { _ in })
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
-                for n0 in Swift.stride(from: 0, to: g.n, by: group) {
-                    winogradPass(g, images: min(group, g.n - n0), x: xb.baseAddress! + n0 * g.inImage,
-                                 y: yb.baseAddress! + n0 * outImage, u: u, bias: bias, relu: relu, workspace: ws)
+                for n0 in Swift.stride(from: 0, to: N, by: group) {
+                    winogradPass(inChannels: C, outChannels: OC, height: H, width: W, images: min(group, N - n0),
+                                 x: xb.baseAddress! + n0 * C * H * W, y: yb.baseAddress! + n0 * OC * H * W, u: u,
+                                 bias: bias, relu: relu, workspace: ws)
                 }
             }
         }
@@ -79,10 +122,10 @@ extension Conv2d {
     /// Floats of V and M together in one pass of `forwardWinograd` (16 MB).
     static let winogradBudget = 4 << 20
 
-    /// `forwardWinograd` on `N` consecutive images starting at `x` (C×H×W each), into `y` (OC×H×W each).
-    private func winogradPass(_ g: Geometry, images N: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                              u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, relu: Bool, workspace ws: ConvWorkspace) {
-        let (C, H, W, OC) = (g.c, g.h, g.w, outChannels)
+    /// `winogradConvolve` on `N` consecutive images starting at `x` (C×H×W each), into `y` (OC×H×W each).
+    private static func winogradPass(inChannels C: Int, outChannels OC: Int, height H: Int, width W: Int, images N: Int,
+                                     x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, u: UnsafePointer<Float>,
+                                     bias: UnsafePointer<Float>?, relu: Bool, workspace ws: ConvWorkspace) {
         let (tilesH, tilesW) = ((H + 1) / 2, (W + 1) / 2)
         let perImage = tilesH * tilesW, T = N * perImage
         let v = ws.buffer(0, count: 16 * C * T), m = ws.buffer(1, count: 16 * OC * T)

@@ -74,9 +74,9 @@ public final class ConvWorkspace {
 /// * large planes otherwise: one image per GEMM, BLAS using every thread;
 /// * small planes (deep layers): several images share one GEMM (their columns side by side) so the matrix is
 ///   wide enough for BLAS to run near peak (`imagesPerGEMM`).
-/// Backward uses the last two (dW = dY·colᵀ needs the whole image anyway). For inference, 3×3 stride-1
-/// convolutions have a fourth way, Winograd F(2×2, 3×3) from pre-transformed weights (`forwardWinograd`,
-/// Conv2d+Winograd.swift), which the encoders use.
+/// Backward uses the last two (dW = dY·colᵀ needs the whole image anyway). 3×3 stride-1 padding-1
+/// convolutions instead run forward and the input gradient by Winograd F(2×2, 3×3) (Conv2d+Winograd.swift;
+/// the encoders' inference path transforms its folded weights once, `forwardWinograd`).
 public struct Conv2d {
     public let inChannels: Int
     public let outChannels: Int
@@ -93,6 +93,9 @@ public struct Conv2d {
     /// Output rows per cache block in forward (0 disables blocking); `nil` chooses automatically
     /// (see `rowsPerBlock`). Exposed for tests and tuning; every setting computes the same result.
     public var rowsPerBlockOverride: Int?
+    /// `false` computes 3×3 stride-1 convolutions by im2col too (forward from parameters and the input
+    /// gradient, which otherwise use Winograd); `nil` (default) lets them use it. For tests and tuning.
+    public var winogradOverride: Bool?
 
     /// Registers `"\(name).weight"` (and `"\(name).bias"` when `bias`) in `layout`.
     public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
@@ -145,7 +148,12 @@ public struct Conv2d {
 
     /// `x: N×C×H×W → N×OC×OH×OW`, optionally followed by ReLU (fused into the GEMM epilogue).
     public func forward(_ x: Tensor, _ p: Parameters, relu: Bool = false, workspace: ConvWorkspace? = nil) -> Tensor {
-        forward(x, weight: p.value(weight), bias: bias.map { UnsafePointer(p.value($0)) }, relu: relu,
+        if usesWinograd {
+            let ws = workspace ?? .forCurrentThread
+            return forwardWinograd(x, transformedWeight: transformedWeight(p, ws), bias: bias.map { UnsafePointer(p.value($0)) },
+                                   relu: relu, workspace: ws)
+        }
+        return forward(x, weight: p.value(weight), bias: bias.map { UnsafePointer(p.value($0)) }, relu: relu,
                 workspace: workspace)
     }
 
@@ -282,7 +290,9 @@ public struct Conv2d {
         let P = g.outPlane, K = g.kdim, OC = outChannels
         let w = UnsafePointer(p.value(weight)), dw = p.grad(weight)
         let db = bias.map { p.grad($0) }
-        var dx: Tensor? = computeInputGradient ? Tensor(shape: x.shape) : nil  // zeroed: col2im accumulates
+        // With Winograd the input gradient is a convolution of dy of its own, after the parameter gradients.
+        let winogradInput = computeInputGradient && usesWinograd
+        var dx: Tensor? = computeInputGradient && !winogradInput ? Tensor(shape: x.shape) : nil  // zeroed: col2im accumulates
         x.withUnsafeBufferPointer { xb in
             dy.withUnsafeBufferPointer { dyb in
                 let x = xb.baseAddress!, dyp = dyb.baseAddress!
@@ -312,7 +322,7 @@ public struct Conv2d {
                     if let db {
                         for oc in 0..<OC { db[oc] += Kernels.sum(cols, dY + oc * cols) }
                     }
-                    if computeInputGradient {
+                    if computeInputGradient && !winogradInput {
                         dx!.withUnsafeMutableBufferPointer { dxb in
                             let dxg = dxb.baseAddress! + n0 * g.inImage
                             if count == 1 && g.isDirect {
@@ -328,7 +338,7 @@ public struct Conv2d {
                 }
             }
         }
-        return dx
+        return winogradInput ? inputGradientWinograd(dy, p, ws) : dx
     }
 
     // MARK: Batching heuristic
