@@ -54,8 +54,18 @@ enum AttentionKernels {
                            encAtt: UnsafePointer<Float>, att2: UnsafePointer<Float>,
                            w: UnsafePointer<Float>, bias: Float, features: UnsafePointer<Float>,
                            alpha: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>) {
-        let (nL, nA, nD) = (pixels, attentionDim, encoderDim)
-        for l in 0..<nL {
+        scores(0..<pixels, attentionDim: attentionDim, tanh: tanh, encAtt: encAtt, att2: att2, w: w, bias: bias, alpha: alpha)
+        Kernels.softmax(pixels, alpha)
+        weightedSum(pixels: pixels, encoderDim: encoderDim, dims: 0..<encoderDim, features: features, alpha: alpha,
+                    context: context)
+    }
+
+    /// The first line of `forwardRow` for the pixels in `range`: alpha[l] = e_l, before the softmax.
+    @inline(__always)
+    static func scores(_ range: Range<Int>, attentionDim nA: Int, tanh: Bool, encAtt: UnsafePointer<Float>,
+                       att2: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: Float,
+                       alpha: UnsafeMutablePointer<Float>) {
+        for l in range {
             let e = encAtt + l * nA
             var s: Float
             if tanh {
@@ -75,11 +85,16 @@ enum AttentionKernels {
             }
             alpha[l] = s + bias
         }
-        Kernels.softmax(nL, alpha)
-        context.update(repeating: 0, count: nD)
+    }
+
+    /// The last line of `forwardRow` for the context elements in `dims`: z_d = Σ_l α_l · features_l[d].
+    @inline(__always)
+    static func weightedSum(pixels nL: Int, encoderDim nD: Int, dims: Range<Int>, features: UnsafePointer<Float>,
+                            alpha: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>) {
+        (context + dims.lowerBound).update(repeating: 0, count: dims.count)
         for l in 0..<nL {
             let weight = alpha[l], f = features + l * nD
-            for d in 0..<nD { context[d] += weight * f[d] }
+            for d in dims { context[d] += weight * f[d] }
         }
     }
 

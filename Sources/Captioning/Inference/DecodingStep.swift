@@ -54,16 +54,38 @@ extension AttentionDecoder {
                                 context.withUnsafeMutableBufferPointer { cb in
                                     let (ep, fp, a2p, g, al, z) = (e.baseAddress!, f.baseAddress!, a2.baseAddress!,
                                                                    gb.baseAddress!, ab.baseAddress!, cb.baseAddress!)
-                                    parallelFor(k) { r in
-                                        let image = imageOfRow?[r] ?? r
-                                        AttentionKernels.forwardRow(
-                                            pixels: nL, attentionDim: nA, encoderDim: nD, tanh: tanhAttention,
-                                            encAtt: ep + image * nL * nA, att2: a2p + r * nA, w: w, bias: attBias,
-                                            features: fp + image * nL * nD, alpha: al + r * nL, context: z + r * nD)
+                                    func gated(_ r: Int) {
                                         let gr = g + r * gw, zr = z + r * nD, xr = xp + r * nX + nE
                                         AttentionKernels.sigmoid(gw, gr)
                                         if gw == nD { for d in 0..<nD { xr[d] = gr[d] * zr[d] } }
                                         else { let s = gr[0]; for d in 0..<nD { xr[d] = s * zr[d] } }
+                                    }
+                                    let parts = Threads.count
+                                    if k == 1 && parts > 1 {
+                                        // One row (greedy, one image): split its scores over pixels and its
+                                        // context over D instead of leaving a core idle; the same sums.
+                                        let (e, f) = (ep + (imageOfRow?[0] ?? 0) * nL * nA, fp + (imageOfRow?[0] ?? 0) * nL * nD)
+                                        parallelFor(parts) { q in
+                                            AttentionKernels.scores(nL * q / parts ..< nL * (q + 1) / parts, attentionDim: nA,
+                                                                    tanh: tanhAttention, encAtt: e, att2: a2p, w: w, bias: attBias,
+                                                                    alpha: al)
+                                        }
+                                        Kernels.softmax(nL, al)
+                                        parallelFor(parts) { q in
+                                            AttentionKernels.weightedSum(pixels: nL, encoderDim: nD,
+                                                                         dims: nD * q / parts / 8 * 8 ..< (q == parts - 1 ? nD : nD * (q + 1) / parts / 8 * 8),
+                                                                         features: f, alpha: al, context: z)
+                                        }
+                                        gated(0)
+                                    } else {
+                                        parallelFor(k) { r in
+                                            let image = imageOfRow?[r] ?? r
+                                            AttentionKernels.forwardRow(
+                                                pixels: nL, attentionDim: nA, encoderDim: nD, tanh: tanhAttention,
+                                                encAtt: ep + image * nL * nA, att2: a2p + r * nA, w: w, bias: attBias,
+                                                features: fp + image * nL * nD, alpha: al + r * nL, context: z + r * nD)
+                                            gated(r)
+                                        }
                                     }
                                 }
                             }
