@@ -31,9 +31,10 @@ public func sgemm(
     let trA = transA ? CblasTrans : CblasNoTrans, trB = transB ? CblasTrans : CblasNoTrans
     let parts = Threads.count
     if parts > 1, m * n * k >= 1 << 18, Threads.splitsGEMM, !Threads.isInParallelRegion {
-        // Inside Threads.withTeamGEMM: one block of C per worker. Split the side whose operand is the larger,
-        // so each worker packs only its share of that one (and all of the smaller).
-        let splitRows = m * k >= k * n ? m >= 8 * parts : n < 16 * parts
+        // Inside Threads.withTeamGEMM: one block of C per worker. Split the side whose operand is the larger
+        // (A is m×k, B is k×n: compare m with n), so each worker packs only its share of that one and all of
+        // the smaller, unless that side is too short to split.
+        let splitRows = m >= n ? m >= 8 * parts : n < 16 * parts
         parallelFor(parts) { p in
             if splitRows {
                 let r0 = m * p / parts / 4 * 4, r1 = p == parts - 1 ? m : m * (p + 1) / parts / 4 * 4

@@ -64,7 +64,8 @@ extension AttentionDecoder {
                                     if k == 1 && parts > 1 {
                                         // One row (greedy, one image): split its scores over pixels and its
                                         // context over D instead of leaving a core idle; the same sums.
-                                        let (e, f) = (ep + (imageOfRow?[0] ?? 0) * nL * nA, fp + (imageOfRow?[0] ?? 0) * nL * nD)
+                                        let image = imageOfRow?[0] ?? 0
+                                        let (e, f) = (ep + image * nL * nA, fp + image * nL * nD)
                                         parallelFor(parts) { q in
                                             AttentionKernels.scores(nL * q / parts ..< nL * (q + 1) / parts, attentionDim: nA,
                                                                     tanh: tanhAttention, encAtt: e, att2: a2p, w: w, bias: attBias,
