@@ -59,41 +59,25 @@ struct ConvUnit {
     /// for a Winograd unit, W' goes through `Conv2d.winogradWeights` one output channel at a time.
     func fold(_ p: Parameters, into f: FoldedWeights) {
         let w = f.values + foldedWeight, b = f.values + foldedBias
-        if winograd {
-            let perOut = conv.weight.count / outChannels
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: perOut) { row in
-                let src = p.value(conv.weight), convBias = conv.bias.map { p.value($0) }
-                for o in 0..<outChannels {
-                    var scale: Float = 1, shift: Float = 0
-                    if let bn {
-                        let gamma = p.value(bn.weight), variance = p.value(bn.runningVar)
-                        scale = gamma[o] / (variance[o] + bn.eps).squareRoot()
-                        shift = p.value(bn.bias)[o] - p.value(bn.runningMean)[o] * scale
-                    }
-                    for i in 0..<perOut { row[i] = src[o * perOut + i] * scale }
-                    b[o] = shift + (convBias?[o] ?? 0) * scale
-                    conv.winogradWeights(outChannel: o, weights: row.baseAddress!, into: w)
-                }
-            }
-            return
-        }
-        if let bn {
-            // BatchNorm2d.fold's formula, written straight into the buffer (no temporary tensors: folding a
-            // ResNet-101 would otherwise churn through its whole weight size in short-lived allocations).
-            let perOut = conv.weight.count / outChannels
-            let src = p.value(conv.weight), convBias = conv.bias.map { p.value($0) }
-            let gamma = p.value(bn.weight), beta = p.value(bn.bias)
-            let mean = p.value(bn.runningMean), variance = p.value(bn.runningVar)
+        // BatchNorm2d.fold's formula, written straight into the buffer (no temporary tensors: folding a ResNet-101
+        // would otherwise churn through its whole weight size in short-lived allocations). A Winograd unit folds
+        // each output channel into `row` and transforms it from there.
+        let perOut = conv.weight.count / outChannels
+        let src = p.value(conv.weight), convBias = conv.bias.map { p.value($0) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: winograd ? perOut : 0) { row in
             for o in 0..<outChannels {
-                let scale = gamma[o] / (variance[o] + bn.eps).squareRoot()
-                let row = src + o * perOut, dst = w + o * perOut
-                for i in 0..<perOut { dst[i] = row[i] * scale }
-                b[o] = beta[o] + ((convBias?[o] ?? 0) - mean[o]) * scale
+                let dst = winograd ? row.baseAddress! : w + o * perOut, weights = src + o * perOut
+                if let bn {
+                    let variance = p.value(bn.runningVar)[o]
+                    let scale = p.value(bn.weight)[o] / (variance + bn.eps).squareRoot()
+                    for i in 0..<perOut { dst[i] = weights[i] * scale }
+                    b[o] = p.value(bn.bias)[o] + ((convBias?[o] ?? 0) - p.value(bn.runningMean)[o]) * scale
+                } else {
+                    dst.update(from: weights, count: perOut)
+                    b[o] = convBias?[o] ?? 0
+                }
+                if winograd { conv.winogradWeights(outChannel: o, weights: dst, into: w) }
             }
-        } else {
-            w.update(from: p.value(conv.weight), count: conv.weight.count)
-            if let bias = conv.bias { b.update(from: p.value(bias), count: outChannels) }
-            else { b.update(repeating: 0, count: outChannels) }
         }
     }
 

@@ -1,7 +1,7 @@
 import TensorCore
 
-/// Winograd's minimal filtering F(2×2, 3×3) for 3×3, stride-1, padding-1 convolutions at inference
-/// (Lavin & Gray 2016): each 2×2 block of outputs ("tile") comes from a 4×4 input patch as
+/// Winograd's minimal filtering F(2×2, 3×3) for 3×3, stride-1, padding-1 convolutions (Lavin & Gray 2016),
+/// forward and input gradient: each 2×2 block of outputs ("tile") comes from a 4×4 input patch as
 ///
 ///     Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A
 ///
@@ -10,7 +10,8 @@ import TensorCore
 ///
 ///     M[ξ] (OC × T) = U[ξ] (OC × C) · V[ξ] (C × T)       T = N·⌈H/2⌉·⌈W/2⌉ tiles of N images
 ///
-/// with U = G g Gᵀ precomputed once per weight (`winogradWeights`) and V = Bᵀ d B the transformed input.
+/// with U = G g Gᵀ (`winogradWeights`: once per fold at inference, every call in training) and V = Bᵀ d B
+/// the transformed input.
 /// The transformed input is 4× the input (im2col's columns are 9×), and with the multiplies cut by 2.25×
 /// the small-channel 3×3 stages of ResNet-18 and the compact net gain the most. The 16 GEMMs are
 /// independent and split over the threads, each on single-threaded BLAS; a batch goes through in passes of
@@ -131,39 +132,37 @@ extension Conv2d {
         let v = ws.buffer(0, count: 16 * C * T), m = ws.buffer(1, count: 16 * OC * T)
         let big = 16 * C * T >= 1 << 15
         let (vStride, mStride) = (C * T, OC * T)  // floats between consecutive ξ in V and in M
-        do {
-            // V[ξ][c][t] = (Bᵀ d B)[ξ] for the 4×4 patch d of tile t: input rows 2·ty − 1 … 2·ty + 2 and
-            // columns 2·tx − 1 … 2·tx + 2, 0 outside the plane. Per tile row: the four input rows, zero padded
-            // (`q[k][j]` is column j − 1), combined by Bᵀ in place, then each tile's four columns by B.
-            let wp = 2 * tilesW + 2
-            parallelFor(N * C, minChunk: big ? 1 : Int.max) { item in
-                let n = item / C, c = item % C
-                let plane = x + (n * C + c) * H * W
-                let out = v + c * T + n * perImage
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * wp) { buffer in
-                    let q = buffer.baseAddress!
-                    for ty in 0..<tilesH {
-                        for k in 0..<4 {
-                            let row = 2 * ty - 1 + k, qk = q + k * wp
-                            if row < 0 || row >= H { qk.update(repeating: 0, count: wp); continue }
-                            qk[0] = 0
-                            (qk + 1).update(from: plane + row * W, count: W)
-                            (qk + 1 + W).update(repeating: 0, count: wp - 1 - W)
-                        }
-                        let (q0, q1, q2, q3) = (q, q + wp, q + 2 * wp, q + 3 * wp)
-                        for j in 0..<wp {
-                            let (p0, p1, p2, p3) = (q0[j], q1[j], q2[j], q3[j])
-                            q0[j] = p0 - p2; q1[j] = p1 + p2; q2[j] = p2 - p1; q3[j] = p1 - p3
-                        }
-                        for i in 0..<4 {
-                            let qi = q + i * wp, o = out + 4 * i * vStride + ty * tilesW
-                            for tx in 0..<tilesW {
-                                let (a, b, c, d) = (qi[2 * tx], qi[2 * tx + 1], qi[2 * tx + 2], qi[2 * tx + 3])
-                                o[tx] = a - c
-                                o[vStride + tx] = b + c
-                                o[2 * vStride + tx] = c - b
-                                o[3 * vStride + tx] = b - d
-                            }
+        // V[ξ][c][t] = (Bᵀ d B)[ξ] for the 4×4 patch d of tile t: input rows 2·ty − 1 … 2·ty + 2 and
+        // columns 2·tx − 1 … 2·tx + 2, 0 outside the plane. Per tile row: the four input rows, zero padded
+        // (`q[k][j]` is column j − 1), combined by Bᵀ in place, then each tile's four columns by B.
+        let wp = 2 * tilesW + 2
+        parallelFor(N * C, minChunk: big ? 1 : Int.max) { item in
+            let n = item / C, c = item % C
+            let plane = x + (n * C + c) * H * W
+            let out = v + c * T + n * perImage
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * wp) { buffer in
+                let q = buffer.baseAddress!
+                for ty in 0..<tilesH {
+                    for k in 0..<4 {
+                        let row = 2 * ty - 1 + k, qk = q + k * wp
+                        if row < 0 || row >= H { qk.update(repeating: 0, count: wp); continue }
+                        qk[0] = 0
+                        (qk + 1).update(from: plane + row * W, count: W)
+                        (qk + 1 + W).update(repeating: 0, count: wp - 1 - W)
+                    }
+                    let (q0, q1, q2, q3) = (q, q + wp, q + 2 * wp, q + 3 * wp)
+                    for j in 0..<wp {
+                        let (p0, p1, p2, p3) = (q0[j], q1[j], q2[j], q3[j])
+                        q0[j] = p0 - p2; q1[j] = p1 + p2; q2[j] = p2 - p1; q3[j] = p1 - p3
+                    }
+                    for i in 0..<4 {
+                        let qi = q + i * wp, o = out + 4 * i * vStride + ty * tilesW
+                        for tx in 0..<tilesW {
+                            let (a, b, c, d) = (qi[2 * tx], qi[2 * tx + 1], qi[2 * tx + 2], qi[2 * tx + 3])
+                            o[tx] = a - c
+                            o[vStride + tx] = b + c
+                            o[2 * vStride + tx] = c - b
+                            o[3 * vStride + tx] = b - d
                         }
                     }
                 }
@@ -176,35 +175,29 @@ extension Conv2d {
             }
         }
         // Y = Aᵀ M A per tile (M·A along each row of the 4×4 tile, then Aᵀ down the rows), plus bias and ReLU.
-        do {
-            parallelFor(N * OC, minChunk: big ? 1 : Int.max) { item in
-                let n = item / OC, oc = item % OC
-                let plane = y + (n * OC + oc) * H * W
-                let b = bias?[oc] ?? 0
-                for ty in 0..<tilesH {
-                    let src = m + oc * T + n * perImage + ty * tilesW
-                    let top = plane + 2 * ty * W, bottomInside = 2 * ty + 1 < H
-                    for tx in 0..<tilesW {
-                        var s = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
-                        @inline(__always) func rowPair(_ i: Int) -> (Float, Float) {
-                            let r = src + 4 * i * mStride + tx
-                            let (m0, m1, m2, m3) = (r[0], r[mStride], r[2 * mStride], r[3 * mStride])
-                            return (m0 + m1 + m2, m1 - m2 - m3)
-                        }
-                        (s.0, s.1) = rowPair(0)
-                        (s.2, s.3) = rowPair(1)
-                        (s.4, s.5) = rowPair(2)
-                        (s.6, s.7) = rowPair(3)
-                        var y00 = s.0 + s.2 + s.4 + b, y01 = s.1 + s.3 + s.5 + b
-                        var y10 = s.2 - s.4 - s.6 + b, y11 = s.3 - s.5 - s.7 + b
-                        if relu { y00 = max(y00, 0); y01 = max(y01, 0); y10 = max(y10, 0); y11 = max(y11, 0) }
-                        let col = 2 * tx
-                        top[col] = y00
-                        if col + 1 < W { top[col + 1] = y01 }
-                        if bottomInside {
-                            top[W + col] = y10
-                            if col + 1 < W { top[W + col + 1] = y11 }
-                        }
+        parallelFor(N * OC, minChunk: big ? 1 : Int.max) { item in
+            let n = item / OC, oc = item % OC
+            let plane = y + (n * OC + oc) * H * W
+            let b = bias?[oc] ?? 0
+            for ty in 0..<tilesH {
+                let src = m + oc * T + n * perImage + ty * tilesW
+                let top = plane + 2 * ty * W, bottomInside = 2 * ty + 1 < H
+                for tx in 0..<tilesW {
+                    @inline(__always) func rowPair(_ i: Int) -> (Float, Float) {
+                        let r = src + 4 * i * mStride + tx
+                        let (m0, m1, m2, m3) = (r[0], r[mStride], r[2 * mStride], r[3 * mStride])
+                        return (m0 + m1 + m2, m1 - m2 - m3)
+                    }
+                    let (s0, s1) = rowPair(0), (s2, s3) = rowPair(1), (s4, s5) = rowPair(2), (s6, s7) = rowPair(3)
+                    var y00 = s0 + s2 + s4 + b, y01 = s1 + s3 + s5 + b
+                    var y10 = s2 - s4 - s6 + b, y11 = s3 - s5 - s7 + b
+                    if relu { y00 = max(y00, 0); y01 = max(y01, 0); y10 = max(y10, 0); y11 = max(y11, 0) }
+                    let col = 2 * tx
+                    top[col] = y00
+                    if col + 1 < W { top[col + 1] = y01 }
+                    if bottomInside {
+                        top[W + col] = y10
+                        if col + 1 < W { top[W + col + 1] = y11 }
                     }
                 }
             }
