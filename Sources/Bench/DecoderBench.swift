@@ -28,11 +28,13 @@ func benchDecoder(_ args: [String]) {
     // f16: the model as an F16 file would give it (step matrices rounded to halves), decoded from the halves.
     if useHalf { decoder.roundStepMatricesToHalf(p) }
     let half = useHalf ? HalfStepWeights(decoder, p)! : nil
+    let screen = useHalf ? nil : ArgmaxScreen(decoder, p)  // as `Captioner` sets up a float model
     let features = Tensor.uniform([images, 196, 2048], 0, 1, rng: &rng)
     let search = BeamSearch(beamSize: beam, maxLength: steps - 1)
     var words = 0
     let t = bestTime(repeats: 10) {
-        let model = AttentionStepModel(decoder: decoder, parameters: p, images: decoder.encode(features, p), half: half)
+        let model = AttentionStepModel(decoder: decoder, parameters: p, images: decoder.encode(features, p), half: half,
+                                       screen: screen)
         let best = search.run(model, images: images, startToken: config.vocabSize - 2, endToken: nil)
         words = best[0].tokens.count
     }

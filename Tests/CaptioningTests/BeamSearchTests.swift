@@ -34,8 +34,10 @@ final class BeamSearchTests: XCTestCase {
         return Fixture(decoder: decoder, p: p, f: f, vocabulary: vocabulary, features: try f.tensor("encoder_out"))
     }
 
-    func search(_ fx: Fixture, _ features: Tensor, beam: Int, maxLength: Int = 50) -> [CaptionHypothesis] {
-        let model = AttentionStepModel(decoder: fx.decoder, parameters: fx.p, images: fx.decoder.encode(features, fx.p))
+    /// `screened`: greedy picks its words through an `ArgmaxScreen` (as `Captioner` does for float weights).
+    func search(_ fx: Fixture, _ features: Tensor, beam: Int, maxLength: Int = 50, screened: Bool = false) -> [CaptionHypothesis] {
+        let model = AttentionStepModel(decoder: fx.decoder, parameters: fx.p, images: fx.decoder.encode(features, fx.p),
+                                       screen: screened ? ArgmaxScreen(fx.decoder, fx.p) : nil)
         return BeamSearch(beamSize: beam, maxLength: maxLength)
             .run(model, images: model.images.count, startToken: fx.vocabulary.startIndex, endToken: fx.vocabulary.endIndex)
     }
@@ -70,6 +72,93 @@ final class BeamSearchTests: XCTestCase {
             XCTAssertEqual(all.count, 3)
             for i in 0..<3 { try check(fx, all[i], beam: k, image: i, "batched k=\(k) image \(i)") }
         }
+    }
+
+    /// Greedy through the argmax screen (words from half-precision fc plus float recomputation, log-probs from one
+    /// product at the end) gives the tutorial's greedy captions too, one image at a time and together.
+    func testScreenedGreedyMatchesTutorial() throws {
+        let fx = try Self.load()
+        XCTAssertNotNil(ArgmaxScreen(fx.decoder, fx.p))
+        for i in 0..<3 { try check(fx, search(fx, fx.image(i), beam: 1, screened: true)[0], beam: 1, image: i, "screened image \(i)") }
+        let all = search(fx, fx.features, beam: 1, screened: true)
+        for i in 0..<3 { try check(fx, all[i], beam: 1, image: i, "screened, batched, image \(i)") }
+    }
+
+    /// The screen's word is the argmax of the float logits `step` computes, lowest index on ties: on random rows,
+    /// on rows where many words tie or nearly tie (fc rows that are copies, or copies with a one-ulp change), and
+    /// on a flat fc (every word a candidate, so the whole row is recomputed). With the portable kernel too.
+    func testArgmaxScreenPicksTheFloatArgmax() throws {
+        let (nH, nV) = (40, 300)
+        var rng = RNG(seed: 11)
+        var layout = ParameterLayout()
+        let decoder = AttentionDecoder(config: AttentionDecoderConfig(encoderDim: 16, attentionDim: 8, embedDim: 8, decoderDim: nH,
+                                                                      vocabSize: nV, dropout: 0), layout: &layout)
+        let p = Parameters(layout)
+        decoder.initialize(p, rng: &rng)
+        let w = p.value(decoder.fc.weight), b = p.value(decoder.fc.bias!)
+        for j in 0..<nV { b[j] = rng.uniform(-0.1, 0.1) }
+        func check(_ label: String, expectFull: Bool = false) throws {
+            let screen = try XCTUnwrap(ArgmaxScreen(decoder, p))
+            for rows in [1, 3, 6] {
+                let h = Tensor.randn([rows, nH], rng: &rng)
+                let logits = decoder.outputLogits(h, p)
+                let (words, recomputed) = h.withUnsafeBufferPointer { screen.argmax(rows: rows, $0.baseAddress!, fc: decoder.fc, p) }
+                for r in 0..<rows {
+                    let row = Array(logits.storage[(r * nV)..<((r + 1) * nV)])
+                    XCTAssertEqual(words[r], row.firstIndex(of: row.max()!), "\(label), row \(r) of \(rows)")
+                }
+                if expectFull { XCTAssertEqual(recomputed, rows * nV, label) } else { XCTAssertLessThan(recomputed, rows * nV / 4, label) }
+            }
+        }
+        for avx2 in [true, false] {
+            RowGEMM.allowAVX2(avx2)
+            defer { RowGEMM.allowAVX2(true) }
+            try check("random, avx2 \(avx2)")
+        }
+        // Words 10…15 are copies of word 5, words 16…21 copies with one weight one ulp up; equal biases. (Fewer
+        // than V/16 candidates, so they are screened, not recomputed in full.)
+        for j in 10..<22 {
+            (w + j * nH).update(from: w + 5 * nH, count: nH)
+            b[j] = b[5]
+            if j >= 16 { w[j * nH + j % nH] = w[j * nH + j % nH].nextUp }
+        }
+        for j in 0..<nV where j != 5 && !(10..<22).contains(j) { b[j] = -10 }  // so that the copies are the best
+        try check("copies")
+        for j in 0..<nV { (w + j * nH).update(from: w, count: nH); b[j] = 0.5 }
+        try check("flat", expectFull: true)
+    }
+
+    /// Greedy with and without the screen, several images stepped together, with and without an end token: the
+    /// same words, α and finish, and log-probabilities equal up to the final product's summation order.
+    func testScreenedGreedyGivesTheGeneralSearchResult() throws {
+        var rng = RNG(seed: 5)
+        var layout = ParameterLayout()
+        let decoder = AttentionDecoder(config: AttentionDecoderConfig(encoderDim: 24, attentionDim: 16, embedDim: 16, decoderDim: 32,
+                                                                      vocabSize: 700, dropout: 0), layout: &layout)
+        let p = Parameters(layout)
+        decoder.initialize(p, rng: &rng)
+        let images = decoder.encode(Tensor.uniform([5, 9, 24], 0, 1, rng: &rng), p)
+        let screen = try XCTUnwrap(ArgmaxScreen(decoder, p))
+        let search = BeamSearch(beamSize: 1, maxLength: 12)
+        // End token: image 0's fifth word, so that image 0 finishes early (the others may or may not).
+        let endWord = search.run(AttentionStepModel(decoder: decoder, parameters: p, images: images), images: 5, startToken: 0,
+                                 endToken: nil)[0].tokens[4]
+        var finished = 0
+        for end in [nil, endWord] as [Int?] {
+            let plain = search.run(AttentionStepModel(decoder: decoder, parameters: p, images: images), images: 5, startToken: 0, endToken: end)
+            let screened = search.run(AttentionStepModel(decoder: decoder, parameters: p, images: images, screen: screen),
+                                      images: 5, startToken: 0, endToken: end)
+            for (a, b) in zip(plain, screened) {
+                XCTAssertEqual(b.tokens, a.tokens, "end \(String(describing: end))")
+                XCTAssertEqual(b.alphas, a.alphas)
+                XCTAssertEqual(b.finished, a.finished)
+                XCTAssertEqual(b.tokenLogProbs.count, a.tokenLogProbs.count)
+                for (x, y) in zip(b.tokenLogProbs, a.tokenLogProbs) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y))) }
+                XCTAssertEqual(b.logProb, a.logProb, accuracy: 1e-5 * max(1, abs(a.logProb)))
+                if b.finished { finished += 1 }
+            }
+        }
+        XCTAssertGreaterThan(finished, 0)
     }
 
     func testTeacherForcedLogProbsMatchPyTorch() throws {

@@ -21,6 +21,19 @@ public protocol CaptionStepModel {
     func select(rows: [Int], from state: State) -> State
 }
 
+/// A step model that can also decode greedily without handing over every step's full scores: it picks each
+/// row's best word itself (more cheaply than computing all V scores) and, once the search is over, recomputes the
+/// scores of all steps together. `AttentionStepModel` with an `ArgmaxScreen` is one.
+public protocol GreedyStepModel: CaptionStepModel {
+    /// True when `greedyStep` can run steps of `rows` rows (and of fewer).
+    func supportsGreedySteps(rows: Int) -> Bool
+    /// Advances `state` as `step` does; returns each row's best word (the largest score, the lowest index on
+    /// ties), the rows×L α, and the step's outputs, from which `scores(outputs:)` gives the scores later.
+    func greedyStep(tokens: [Int], state: inout State) -> (words: [Int], alphas: Tensor, outputs: Tensor)
+    /// The scores `step` would have returned at each step, from the `outputs` of each `greedyStep`, in order.
+    func scores(outputs: [Tensor]) -> [Tensor]
+}
+
 /// One caption hypothesis chosen by the search.
 public struct CaptionHypothesis: Equatable, Sendable {
     /// Generated token ids after `<start>`, ending with `<end>` when `finished`.
@@ -85,7 +98,11 @@ public struct BeamSearch: Sendable {
 
     /// Searches the model's `images` images together; returns the best hypothesis of each, in image order.
     /// `endToken` nil means no token retires a hypothesis (every caption runs to `maxLength`; benchmarks).
+    /// Greedy search (`beamSize == 1`) goes through `GreedyStepModel.greedyStep` when the model offers it.
     public func run<M: CaptionStepModel>(_ model: M, images: Int, startToken: Int, endToken: Int?) -> [CaptionHypothesis] {
+        if beamSize == 1, let greedy = model as? any GreedyStepModel, greedy.supportsGreedySteps(rows: images) {
+            return runGreedy(greedy, images: images, startToken: startToken, endToken: endToken)
+        }
         let vocab = model.vocabularySize
         var state = model.initialState()
         // The state's rows are the live hypotheses of every unfinished image, image by image, in `live` order.
@@ -140,6 +157,59 @@ public struct BeamSearch: Sendable {
         return done.map(best)
     }
 
+    /// `run` for k = 1 on a `GreedyStepModel`: the same hypotheses as the general search gives with k = 1 (which
+    /// keeps, per image, the one word of largest log-softmax score), except that a word is chosen by its raw score
+    /// (log-softmax subtracts the same number from every word of a row, so only a tie made by that subtraction's
+    /// rounding could tell them apart). Token log-probabilities come from the recomputed scores at the end, by the
+    /// same log-softmax as `TopK`, and are summed in the same order.
+    private func runGreedy<G: GreedyStepModel>(_ model: G, images: Int, startToken: Int, endToken: Int?) -> [CaptionHypothesis] {
+        var state = model.initialState()
+        var imageOfRow = Array(0..<images), tokens = [Int](repeating: startToken, count: images)
+        var words = [[Int]](repeating: [], count: images), alphas = [[[Float]]](repeating: [], count: images)
+        var finished = [Bool](repeating: false, count: images)
+        // Per step: its outputs, and for each of its rows the image and whether its word was kept.
+        var outputs: [Tensor] = [], stepRows: [[(image: Int, kept: Bool)]] = []
+        for step in 1...(maxLength + 1) {
+            let out = model.greedyStep(tokens: tokens, state: &state)
+            let nL = out.alphas.shape[1]
+            var keepRows: [Int] = [], nextTokens: [Int] = [], rows: [(image: Int, kept: Bool)] = []
+            out.alphas.withUnsafeBufferPointer { ap in
+                for (r, image) in imageOfRow.enumerated() {
+                    let word = out.words[r], isEnd = word == endToken
+                    // The last step only ever adds <end>: without it the caption stays at maxLength words, unfinished.
+                    let kept = isEnd || step <= maxLength
+                    rows.append((image, kept))
+                    guard kept else { continue }
+                    words[image].append(word)
+                    alphas[image].append(Array(UnsafeBufferPointer(start: ap.baseAddress! + r * nL, count: nL)))
+                    if isEnd { finished[image] = true } else { keepRows.append(r); nextTokens.append(word) }
+                }
+            }
+            outputs.append(out.outputs)
+            stepRows.append(rows)
+            if keepRows.isEmpty || step > maxLength { break }
+            state = model.select(rows: keepRows, from: state)
+            imageOfRow = keepRows.map { imageOfRow[$0] }
+            tokens = nextTokens
+        }
+        let vocab = model.vocabularySize
+        var tokenLogProbs = [[Float]](repeating: [], count: images), logProb = [Float](repeating: 0, count: images)
+        for (scores, rows) in zip(model.scores(outputs: outputs), stepRows) {
+            scores.withUnsafeBufferPointer { sp in
+                for (r, row) in rows.enumerated() where row.kept {
+                    let x = sp.baseAddress! + r * vocab
+                    let lp = x[words[row.image][tokenLogProbs[row.image].count]] - TopK.logSumExp(x, count: vocab)
+                    tokenLogProbs[row.image].append(lp)
+                    logProb[row.image] += lp
+                }
+            }
+        }
+        return (0..<images).map {
+            CaptionHypothesis(tokens: words[$0], tokenLogProbs: tokenLogProbs[$0], logProb: logProb[$0],
+                              alphas: alphas[$0], finished: finished[$0])
+        }
+    }
+
     /// The best retired hypothesis; the earliest retired wins ties (Python's `list.index(max(...))`).
     private func best(_ hypotheses: [CaptionHypothesis]) -> CaptionHypothesis {
         func score(_ h: CaptionHypothesis) -> Float {
@@ -174,11 +244,7 @@ enum TopK {
         var threshold = -Float.infinity
         for r in 0..<rows {
             let x = scores + r * vocab
-            var m = -Float.infinity
-            for w in 0..<vocab { m = max(m, x[w]) }
-            var sum: Float = 0
-            for w in 0..<vocab { sum += expf(x[w] - m) }
-            let lse = m + logf(sum), base = prior[r]
+            let (m, lse) = maxAndLogSumExp(x, count: vocab), base = prior[r]
             if top.count == k && !(base + (m - lse) > threshold) { continue }
             for w in 0..<vocab {
                 let lp = x[w] - lse
@@ -193,4 +259,16 @@ enum TopK {
         }
         return top
     }
+
+    /// A row's largest score m and log Σ exp(x) = m + log Σ exp(x − m): log-softmax(x) = x − lse, as PyTorch
+    /// computes it.
+    static func maxAndLogSumExp(_ x: UnsafePointer<Float>, count: Int) -> (max: Float, lse: Float) {
+        var m = -Float.infinity
+        for w in 0..<count { m = max(m, x[w]) }
+        var sum: Float = 0
+        for w in 0..<count { sum += expf(x[w] - m) }
+        return (m, m + logf(sum))
+    }
+
+    static func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Float { maxAndLogSumExp(x, count: count).lse }
 }

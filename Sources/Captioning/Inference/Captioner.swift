@@ -44,6 +44,9 @@ public final class Captioner {
     /// Half-precision copies of the decoder's step matrices, when they are exactly halves (an F16 model file):
     /// decoding then reads half the bytes per step, with the same results (see `HalfStepWeights`).
     public let halfWeights: HalfStepWeights?
+    /// For float step matrices: greedy decoding picks its words reading fc in half precision, with the same
+    /// results (see `ArgmaxScreen`).
+    public let greedyScreen: ArgmaxScreen?
     public let vocabulary: Vocabulary
     /// The annotation grid H'×W' of a preprocessed image (L = H'·W').
     public let grid: GridSize
@@ -92,6 +95,7 @@ public final class Captioner {
         self.decoder = decoder
         self.parameters = parameters
         self.halfWeights = HalfStepWeights(decoder, parameters)
+        self.greedyScreen = halfWeights == nil ? ArgmaxScreen(decoder, parameters) : nil
         self.vocabulary = vocabulary
         self.grid = GridSize(height: g.height, width: g.width)
     }
@@ -121,7 +125,8 @@ public final class Captioner {
     /// together. Returns one result per image, in order.
     public func caption(annotations: Tensor, beam: Int = 3, maxLength: Int? = nil, lengthPenalty: Float = 0) -> [CaptionResult] {
         let encoded = decoder.encode(annotations, parameters)
-        let model = AttentionStepModel(decoder: decoder, parameters: parameters, images: encoded, half: halfWeights)
+        let model = AttentionStepModel(decoder: decoder, parameters: parameters, images: encoded, half: halfWeights,
+                                       screen: greedyScreen)
         let search = BeamSearch(beamSize: beam, maxLength: maxLength ?? config.maxLength, lengthPenalty: lengthPenalty)
         let best = search.run(model, images: encoded.count, startToken: vocabulary.startIndex, endToken: vocabulary.endIndex)
         let g = gridSize(pixels: encoded.pixels)

@@ -14,9 +14,28 @@ extension AttentionDecoder {
     /// `half`: half-precision copies of the step matrices (same values), read instead of the float ones.
     func decodingStep(tokens: [Int], state: DecoderState, images: EncodedImages, imageOfRow: [Int]?,
                       _ p: Parameters, half: HalfStepWeights? = nil) -> DecoderStepOutput {
+        let (alpha, next) = decodingAdvance(tokens: tokens, state: state, images: images, imageOfRow: imageOfRow, p, half: half)
+        return DecoderStepOutput(logits: outputLogits(next.h, p, half: half), alpha: alpha, state: next)
+    }
+
+    /// `fc(h)` for the k×H rows of a decoding step: k×V logits, by `RowGEMM` (so for up to `RowGEMM.maxRows` rows
+    /// each row's logits are the same values whatever the row count).
+    func outputLogits(_ h: Tensor, _ p: Parameters, half: HalfStepWeights? = nil) -> Tensor {
+        let k = h.shape[0]
+        var logits = Tensor(shape: [k, config.vocabSize])
+        h.withUnsafeBufferPointer { hb in
+            logits.withUnsafeMutableBufferPointer {
+                RowGEMM.forward(fc, rows: k, hb.baseAddress!, into: $0.baseAddress!, p, half: half)
+            }
+        }
+        return logits
+    }
+
+    /// `decodingStep` without its last product, fc: the α of each row and the state after the step.
+    func decodingAdvance(tokens: [Int], state: DecoderState, images: EncodedImages, imageOfRow: [Int]?,
+                         _ p: Parameters, half: HalfStepWeights? = nil) -> (alpha: Tensor, state: DecoderState) {
         let k = tokens.count, c = config
-        let (nL, nD, nA, nE, nH, nV, gw) = (images.pixels, c.encoderDim, c.attentionDim, c.embedDim, c.decoderDim,
-                                            c.vocabSize, c.gateWidth)
+        let (nL, nD, nA, nE, nH, gw) = (images.pixels, c.encoderDim, c.attentionDim, c.embedDim, c.decoderDim, c.gateWidth)
         let nX = nE + nD, nG = 4 * nH
         precondition(state.rows == k, "decoder step: \(k) tokens for \(state.rows) state rows")
         precondition(imageOfRow.map { $0.count == k && $0.allSatisfy { $0 >= 0 && $0 < images.count } } ?? (k <= images.count),
@@ -30,7 +49,6 @@ extension AttentionDecoder {
         var pre = [Float](repeating: 0, count: k * nG), x = [Float](repeating: 0, count: k * nX)
         var context = [Float](repeating: 0, count: k * nD), tanhC = [Float](repeating: 0, count: k * nH)
         var alpha = Tensor(shape: [k, nL]), h = Tensor(shape: [k, nH]), cell = Tensor(shape: [k, nH])
-        var logits = Tensor(shape: [k, nV])
         let lstm = decodeStep
         state.h.withUnsafeBufferPointer { hb in
             let hp = hb.baseAddress!
@@ -112,7 +130,6 @@ extension AttentionDecoder {
                 }
             }
         }
-        h.withUnsafeBufferPointer { hb in logits.withUnsafeMutableBufferPointer { linear(fc, hb.baseAddress!, $0.baseAddress!) } }
-        return DecoderStepOutput(logits: logits, alpha: alpha, state: DecoderState(h: h, c: cell))
+        return (alpha, DecoderState(h: h, c: cell))
     }
 }

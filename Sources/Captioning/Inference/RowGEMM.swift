@@ -24,14 +24,7 @@ enum RowGEMM {
                        ldy: Int, accumulate: Bool = false) {
         if m == 0 || n == 0 { return }
         if m > maxRows {
-            if let bias {
-                for r in 0..<m {
-                    let row = y + r * ldy
-                    if accumulate { for j in 0..<n { row[j] += bias[j] } } else { row.update(from: bias, count: n) }
-                }
-            }
-            sgemm(transB: true, m: m, n: n, k: k, a: x, lda: ldx, b: w, ldb: k,
-                  beta: accumulate || bias != nil ? 1 : 0, c: y, ldc: ldy)
+            bySGEMM(m: m, n: n, k: k, x: x, ldx: ldx, w: w, bias: bias, y: y, ldy: ldy, accumulate: accumulate)
             return
         }
         parallelFor((n + block - 1) / block) { b in
@@ -44,6 +37,19 @@ enum RowGEMM {
                                y + j0, Int32(ldy), accumulate ? 1 : 0)
             }
         }
+    }
+
+    /// `linear` by SGEMM, whatever the row count (float weights only).
+    static func bySGEMM(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, ldx: Int, w: UnsafePointer<Float>,
+                        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false) {
+        if let bias {
+            for r in 0..<m {
+                let row = y + r * ldy
+                if accumulate { for j in 0..<n { row[j] += bias[j] } } else { row.update(from: bias, count: n) }
+            }
+        }
+        sgemm(transB: true, m: m, n: n, k: k, a: x, lda: ldx, b: w, ldb: k,
+              beta: accumulate || bias != nil ? 1 : 0, c: y, ldc: ldy)
     }
 
     /// `layer` on `m` dense rows (`x` m×in → `y` m×out), from `half`'s copy of its weight when it has one.
