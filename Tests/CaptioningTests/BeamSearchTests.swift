@@ -191,6 +191,7 @@ final class BeamSearchTests: XCTestCase {
         p.values.update(from: fx.p.values, count: p.count)
         fx.decoder.roundStepMatricesToHalf(p)
         let half = try XCTUnwrap(HalfStepWeights(fx.decoder, p))
+        XCTAssertNil(ArgmaxScreen(fx.decoder, p), "fc already exact in half precision: nothing to screen")
         XCTAssertEqual(half.bytes, fx.decoder.stepMatrices.map(\.count).reduce(0, +) * 2)
         let images = fx.decoder.encode(fx.features, p)
         for avx2 in [true, false] {

@@ -32,7 +32,7 @@ public final class ArgmaxScreen: @unchecked Sendable {
         let (n, k) = (fc.outFeatures, fc.inFeatures)
         let w = p.value(fc.weight), bias = fc.bias.map { p.value($0) }
         let u = 1.0 / Double(1 << 24), gamma = Double(k + 2) * u / (1 - Double(k + 2) * u)
-        halves = .allocate(capacity: n * k)
+        let halves = UnsafeMutablePointer<UInt16>.allocate(capacity: n * k)
         var rowSlack = [Double](repeating: 0, count: n), biasSlack = [Double](repeating: 0, count: n)
         var exact = true
         for j in 0..<n {
@@ -48,10 +48,12 @@ public final class ArgmaxScreen: @unchecked Sendable {
             rowSlack[j] = (err.squareRoot() + gamma * (norm.squareRoot() + halfNorm.squareRoot())) * (1 + 1e-5)
             biasSlack[j] = 2 * gamma * Double(abs(bias?[j] ?? 0)) * (1 + 1e-5)
         }
+        // Fail before `self` is complete, so that deinit does not run for the copy freed here.
+        if exact { halves.deallocate(); return nil }
+        self.halves = halves
         self.rowSlack = rowSlack
         self.biasSlack = biasSlack
         (outputs, inputs) = (n, k)
-        if exact { halves.deallocate(); return nil }
     }
 
     deinit { halves.deallocate() }
