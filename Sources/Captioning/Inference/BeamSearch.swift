@@ -161,7 +161,7 @@ public struct BeamSearch: Sendable {
     /// keeps, per image, the one word of largest log-softmax score), except that a word is chosen by its raw score
     /// (log-softmax subtracts the same number from every word of a row, so only a tie made by that subtraction's
     /// rounding could tell them apart). Token log-probabilities come from the recomputed scores at the end, by the
-    /// same log-softmax as `TopK`, and are summed in the same order.
+    /// same log-sum-exp as `TopK` (`Kernels.logSumExp`: the same loops), and are summed in the same order.
     private func runGreedy<G: GreedyStepModel>(_ model: G, images: Int, startToken: Int, endToken: Int?) -> [CaptionHypothesis] {
         var state = model.initialState()
         var imageOfRow = Array(0..<images), tokens = [Int](repeating: startToken, count: images)
@@ -187,7 +187,7 @@ public struct BeamSearch: Sendable {
             }
             outputs.append(out.outputs)
             stepRows.append(rows)
-            if keepRows.isEmpty || step > maxLength { break }
+            if keepRows.isEmpty { break }  // every image finished, or the last step was taken
             state = model.select(rows: keepRows, from: state)
             imageOfRow = keepRows.map { imageOfRow[$0] }
             tokens = nextTokens
@@ -198,7 +198,7 @@ public struct BeamSearch: Sendable {
             scores.withUnsafeBufferPointer { sp in
                 for (r, row) in rows.enumerated() where row.kept {
                     let x = sp.baseAddress! + r * vocab
-                    let lp = x[words[row.image][tokenLogProbs[row.image].count]] - TopK.logSumExp(x, count: vocab)
+                    let lp = x[words[row.image][tokenLogProbs[row.image].count]] - Kernels.logSumExp(vocab, x)
                     tokenLogProbs[row.image].append(lp)
                     logProb[row.image] += lp
                 }
@@ -244,7 +244,11 @@ enum TopK {
         var threshold = -Float.infinity
         for r in 0..<rows {
             let x = scores + r * vocab
-            let (m, lse) = maxAndLogSumExp(x, count: vocab), base = prior[r]
+            var m = -Float.infinity
+            for w in 0..<vocab { m = max(m, x[w]) }
+            var sum: Float = 0
+            for w in 0..<vocab { sum += expf(x[w] - m) }
+            let lse = m + logf(sum), base = prior[r]
             if top.count == k && !(base + (m - lse) > threshold) { continue }
             for w in 0..<vocab {
                 let lp = x[w] - lse
@@ -259,16 +263,4 @@ enum TopK {
         }
         return top
     }
-
-    /// A row's largest score m and log Σ exp(x) = m + log Σ exp(x − m): log-softmax(x) = x − lse, as PyTorch
-    /// computes it.
-    static func maxAndLogSumExp(_ x: UnsafePointer<Float>, count: Int) -> (max: Float, lse: Float) {
-        var m = -Float.infinity
-        for w in 0..<count { m = max(m, x[w]) }
-        var sum: Float = 0
-        for w in 0..<count { sum += expf(x[w] - m) }
-        return (m, m + logf(sum))
-    }
-
-    static func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Float { maxAndLogSumExp(x, count: count).lse }
 }
