@@ -17,7 +17,9 @@ Cases: a 2-layer LSTM composite with an embedding and conditional decoders under
 bidirectional GRU with a free-running (ε = 0, outputs fed back detached) conditional reconstruction decoder and
 an unconditioned future predictor; a 2-layer bidirectional tanh-RNN on feature vectors (squared error); a
 1-layer LSTM under truncated BPTT (k1, k2) = (2, 3); and an LSTM whose decoders share one readout, the
-reconstruction decoder free-running. As in the other fixture scripts, inputs and parameters are
+reconstruction decoder free-running; and 8×8 frames through convolutional readouts (`readout: conv`), the
+conditional reconstruction decoder free-running (its readout runs step by step) and the future predictor
+unconditioned (its readout runs once over all steps). As in the other fixture scripts, inputs and parameters are
 drawn in float32 and everything is computed in float64 from those exact values.
 """
 import json
@@ -48,6 +50,7 @@ CASES = {
                                 embedding_size=0, reconstruction="unconditioned", hidden_size=3), 1.0, None),
     "lstm_tbptt": (config(observed_frames=5, future_frames=5), 1.0, (2, 3)),
     "lstm_shared_readout_free_running": (config(shared_readout=True, future="unconditioned"), 0.0, None),
+    "lstm_conv_readout_free_running": (config(frame_size=8, readout="conv", future="unconditioned"), 0.0, None),
 }
 
 
@@ -61,7 +64,9 @@ def main():
     for name, (cfg, teacher, tbptt) in CASES.items():
         model = VideoAutoencoder(cfg)
         with torch.no_grad():  # float32-representable parameters, computed in float64
-            for p in model.parameters():
+            for pname, p in model.named_parameters():
+                if pname.endswith("frame_bias"):  # starts at zero; any value tests it better
+                    p.normal_(0, 0.5)
                 p.copy_(f32(p))
         model = model.to(torch.float64)
         frames_count, batch = cfg["observed_frames"] + cfg["future_frames"], 3

@@ -4,7 +4,7 @@ used by scripts/make_video_fixtures.py (parity fixtures) and scripts/bench_refer
     frame_embed            nn.Linear(D, E)            optional; shared by the encoder and conditional decoder inputs
     encoder                nn.LSTM / nn.GRU / nn.RNN (E or D → H, L layers, optionally bidirectional)
     reconstruction.rnn     same cell, L layers, hidden dirs·H, input E (conditional) or nothing (unconditioned)
-    reconstruction.readout nn.Linear(dirs·H, D)
+    reconstruction.readout nn.Linear(dirs·H, D), or ConvReadout with `readout: conv`
     future.rnn / future.readout   likewise
 
 The encoder's final state of layer l, both directions side by side, starts layer l of each decoder. The
@@ -31,12 +31,39 @@ def make_rnn(cell, input_size, hidden, layers, bidirectional=False):
                   bidirectional=bidirectional)
 
 
+class ConvReadout(nn.Module):
+    """…×H → …×C·S·S logits through sub-pixel convolutions (Sources/Video/FrameReadout.swift's ConvFrameReadout):
+    Linear H → 16·(S/4)², ReLU; conv 3×3 16→64 at S/4, shuffle ×2, ReLU; conv 3×3 16→4C (no bias) at S/2,
+    shuffle ×2; plus a per-pixel bias."""
+
+    def __init__(self, hidden, frame_size, channels):
+        super().__init__()
+        self.q, self.c = frame_size // 4, channels
+        self.fc = nn.Linear(hidden, 16 * self.q * self.q)
+        self.conv1 = nn.Conv2d(16, 64, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 4 * channels, 3, padding=1, bias=False)
+        self.frame_bias = nn.Parameter(torch.zeros(channels * frame_size * frame_size))
+
+    def forward(self, x):
+        lead = x.shape[:-1]
+        t = F.relu(self.fc(x.reshape(-1, x.shape[-1]))).view(-1, 16, self.q, self.q)
+        t = F.relu(F.pixel_shuffle(self.conv1(t), 2))
+        t = F.pixel_shuffle(self.conv2(t), 2)
+        return t.reshape(*lead, -1) + self.frame_bias
+
+
+def make_readout(cfg, hidden, frame_dim):
+    if cfg.get("readout", "linear") == "conv":
+        return ConvReadout(hidden, cfg["frame_size"], cfg["channels"])
+    return nn.Linear(hidden, frame_dim)
+
+
 class Decoder(nn.Module):
-    def __init__(self, cell, layers, input_size, hidden, frame_dim, conditional, own_readout=True):
+    def __init__(self, cell, layers, input_size, hidden, frame_dim, conditional, readout=None):
         super().__init__()
         self.conditional = conditional
         self.rnn = make_rnn(cell, input_size if conditional else 1, hidden, layers)
-        self.readout = nn.Linear(hidden, frame_dim) if own_readout else None
+        self.readout = readout
 
 
 class VideoAutoencoder(nn.Module):
@@ -58,10 +85,11 @@ class VideoAutoencoder(nn.Module):
         shared = cfg.get("shared_readout", False)
         for role in ("reconstruction", "future"):
             kind = cfg[role]
+            own = None if shared else make_readout(cfg, self.dirs * self.h, d)
             module = None if kind == "none" else Decoder(self.cell, self.layers, rnn_in, self.dirs * self.h, d,
-                                                          kind == "conditional", own_readout=not shared)
+                                                          kind == "conditional", readout=own)
             setattr(self, role, module)
-        self.readout = nn.Linear(self.dirs * self.h, d) if shared else None
+        self.readout = make_readout(cfg, self.dirs * self.h, d) if shared else None
 
     def readout_of(self, decoder):
         return self.readout if self.readout is not None else decoder.readout
@@ -226,7 +254,7 @@ def bench(model_name="shipped", batch=16, steps=5, repeats=3, overrides=(), labe
     for item in overrides:
         key, value = item.split("=", 1)
         key = {"hidden": "hidden_size", "embedding": "embedding_size"}.get(key, key)
-        cfg[key] = value if key in ("cell", "reconstruction", "future") else (value in ("1", "true") if key == "bidirectional" else int(value))
+        cfg[key] = value if key in ("cell", "reconstruction", "future", "readout") else (value in ("1", "true") if key == "bidirectional" else int(value))
     torch.manual_seed(0)
     model = VideoAutoencoder(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

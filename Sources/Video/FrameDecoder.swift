@@ -12,7 +12,8 @@ enum DecoderFeed {
 }
 
 /// One decoder of the autoencoder: a stack of recurrent cells stepped through time, all layers per step, and
-/// a readout `Linear(H → D)` on the top layer (PyTorch: an `nn.LSTM` run step by step plus an `nn.Linear`).
+/// a readout H → D on the top layer (PyTorch: an `nn.LSTM` run step by step plus an `nn.Linear` or the
+/// convolutional readout).
 ///
 /// Stepping time in the outer loop (unlike `RecurrentStack`, which runs layer after layer) is what lets a
 /// conditional decoder read its own previous output. When every input is known up front (teacher forcing,
@@ -21,7 +22,7 @@ enum DecoderFeed {
 struct FrameDecoder<Cell: RecurrentCell> {
     /// `cells[l]`: layer l; layer 0 reads E (or D) floats when conditional, nothing otherwise.
     let cells: [Cell]
-    let readout: Linear
+    let readout: FrameReadout
     /// False when the readout is shared with the other decoder (its owner initialises it).
     let ownsReadout: Bool
     let conditional: Bool
@@ -32,8 +33,8 @@ struct FrameDecoder<Cell: RecurrentCell> {
     var frameDimension: Int { readout.outFeatures }
 
     /// Builds `<name>.rnn` (parameters `weight_ih_l<k>` …) and `<name>.readout`, or uses `sharedReadout`.
-    init(_ name: String, layers: Int, inputSize: Int, hiddenSize: Int, frameDimension: Int, conditional: Bool,
-         loss: VideoModelConfig.Loss, sharedReadout: Linear? = nil, layout: inout ParameterLayout,
+    init(_ name: String, layers: Int, inputSize: Int, hiddenSize: Int, config: VideoModelConfig, conditional: Bool,
+         sharedReadout: FrameReadout? = nil, layout: inout ParameterLayout,
          makeCell: (String, Int, Int, String, inout ParameterLayout) -> Cell) {
         var cells: [Cell] = []
         for l in 0..<layers {
@@ -42,10 +43,10 @@ struct FrameDecoder<Cell: RecurrentCell> {
         }
         self.cells = cells
         readout = sharedReadout
-            ?? Linear(name + ".readout", inFeatures: hiddenSize, outFeatures: frameDimension, layout: &layout)
+            ?? FrameReadout(name + ".readout", kind: config.readout, hiddenSize: hiddenSize, config: config, layout: &layout)
         ownsReadout = sharedReadout == nil
         self.conditional = conditional
-        self.loss = loss
+        self.loss = config.loss
     }
 
     func initializePyTorchDefault(_ p: Parameters, rng: inout RNG) {
@@ -69,6 +70,8 @@ struct FrameDecoder<Cell: RecurrentCell> {
         var inputFrames: Tensor?
         /// (K−1)·B × E: those frames embedded (conditional decoders with an embedding).
         var embedded: Tensor?
+        /// The convolutional readout's activations for all K·B rows, when it ran once over all steps.
+        var readoutActivations: ConvFrameReadout.Activations?
     }
 
     /// Runs K steps from the initial states (one B×H state per layer). Writes the logits (pixels) or
@@ -165,13 +168,17 @@ struct FrameDecoder<Cell: RecurrentCell> {
                 }
             }
         }
+        var readoutActivations: ConvFrameReadout.Activations? = nil
         if !readsOwnOutput {
             top.withUnsafeBufferPointer { tb in
-                logits.withUnsafeMutableBufferPointer { readout.forward(rows: rows, tb.baseAddress!, into: $0.baseAddress!, p) }
+                logits.withUnsafeMutableBufferPointer {
+                    readoutActivations = readout.forward(rows: rows, tb.baseAddress!, into: $0.baseAddress!, p)
+                }
             }
         }
         return Cache(steps: steps, batch: batch, stepCaches: stepCaches, previousHidden: previousHidden,
-                     layerInputs: layerInputs, top: top, inputFrames: inputFrames, embedded: embedded)
+                     layerInputs: layerInputs, top: top, inputFrames: inputFrames, embedded: embedded,
+                     readoutActivations: readoutActivations)
     }
 
     /// The frame the decoder feeds itself: σ(logit) (or a Bernoulli draw of it) for pixels, the prediction
@@ -222,13 +229,15 @@ struct FrameDecoder<Cell: RecurrentCell> {
         let (steps, batch, hs, g) = (cache.steps, cache.batch, hiddenSize, cells[0].gateRows)
         let rows = steps * batch
         let withCell = cells[0].hasCellState
-        // Readout: dW += dLogitsᵀ·top, db += Σ dLogits, dTop = dLogits·W   (one SGEMM each for all steps)
+        // Readout, all steps at once (linear: dW += dLogitsᵀ·top, db += Σ dLogits, dTop = dLogits·W)
         var dTop = Tensor(shape: [rows, hs])
         dLogits.withUnsafeBufferPointer { dl in
             cache.top.withUnsafeBufferPointer { tb in
-                readout.accumulateGradients(rows: rows, dy: dl.baseAddress!, input: tb.baseAddress!, p)
+                dTop.withUnsafeMutableBufferPointer {
+                    readout.backward(rows: rows, dy: dl.baseAddress!, input: tb.baseAddress!,
+                                     cached: cache.readoutActivations, into: $0.baseAddress!, p)
+                }
             }
-            dTop.withUnsafeMutableBufferPointer { readout.backwardInput(rows: rows, dy: dl.baseAddress!, into: $0.baseAddress!, p) }
         }
 
         var dInputProjection = (0..<layers).map { _ in Tensor(shape: [rows, g]) }

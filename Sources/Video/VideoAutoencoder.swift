@@ -125,7 +125,7 @@ public final class VideoAutoencoder {
     /// the mean itself for features, and a zero weight contribution is left to training. `meanFrame` has D values.
     public func setOutputBias(meanFrame: [Float]) {
         precondition(meanFrame.count == config.frameDimension)
-        for name in ["reconstruction.readout.bias", "future.readout.bias", "readout.bias"] {
+        for name in readoutNames(linear: "bias", conv: "frame_bias") {
             guard let param = parameters.layout.param(named: name) else { continue }
             let b = parameters.value(param)
             for j in 0..<param.count {
@@ -135,14 +135,21 @@ public final class VideoAutoencoder {
         }
     }
 
-    /// Zeroes the readouts' weights (keeping their biases): every decoder starts by predicting the bias frame
-    /// alone, without the speckle a random H → D readout paints over every output until training removes it.
-    /// The hidden states still get gradients from the first update on (W then moves off zero).
+    /// Zeroes the readouts' last weights (the linear readout's `weight`, the convolutional one's `conv2.weight`),
+    /// keeping their per-pixel biases: every decoder starts by predicting the bias frame alone, without the
+    /// speckle a random readout paints over every output until training removes it. The hidden states still
+    /// get gradients from the first update on (the weight then moves off zero).
     public func zeroReadoutWeights() {
-        for name in ["reconstruction.readout.weight", "future.readout.weight", "readout.weight"] {
+        for name in readoutNames(linear: "weight", conv: "conv2.weight") {
             guard let param = parameters.layout.param(named: name) else { continue }
             parameters.value(param).update(repeating: 0, count: param.count)
         }
+    }
+
+    /// The parameter `<readout>.<suffix>` of every readout the model may have, for its readout kind.
+    private func readoutNames(linear: String, conv: String) -> [String] {
+        let suffix = config.readout == .conv ? conv : linear
+        return ["reconstruction.readout", "future.readout", "readout"].map { "\($0).\(suffix)" }
     }
 
     /// Rounds every parameter to the nearest F16 value (what `VideoModelFolder.save(…, half: true)` stores).
@@ -180,7 +187,7 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
     let reconstruction: FrameDecoder<Cell>?
     let future: FrameDecoder<Cell>?
     /// `readout`, when both decoders share one.
-    let sharedReadout: Linear?
+    let sharedReadout: FrameReadout?
     /// The decoders' logits buffers, kept from one training step to the next (several MB each: allocating them
     /// afresh costs page faults every step).
     private var logitsBuffers: [Role: Tensor] = [:]
@@ -195,13 +202,14 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
             makeCell("encoder", input, config.hiddenSize, suffix, &layout)
         }
         let shared = config.sharedReadout
-            ? Linear("readout", inFeatures: config.decoderHiddenSize, outFeatures: d, layout: &layout) : nil
+            ? FrameReadout("readout", kind: config.readout, hiddenSize: config.decoderHiddenSize, config: config,
+                           layout: &layout) : nil
         sharedReadout = shared
         func decoder(_ name: String, _ kind: VideoModelConfig.DecoderKind) -> FrameDecoder<Cell>? {
             if kind == .none { return nil }
             return FrameDecoder(name, layers: config.layers, inputSize: config.rnnInputSize,
-                                hiddenSize: config.decoderHiddenSize, frameDimension: d, conditional: kind == .conditional,
-                                loss: config.loss, sharedReadout: shared, layout: &layout, makeCell: makeCell)
+                                hiddenSize: config.decoderHiddenSize, config: config, conditional: kind == .conditional,
+                                sharedReadout: shared, layout: &layout, makeCell: makeCell)
         }
         reconstruction = decoder("reconstruction", config.reconstruction)
         future = decoder("future", config.future)

@@ -18,6 +18,7 @@ import NN
 ///     reconstruction.rnn.…_l<k>, reconstruction.readout.{weight,bias}   decoder RNN + Linear H' → D
 ///     future.rnn.…_l<k>,         future.readout.{weight,bias}
 ///     readout.{weight,bias}                          instead of the two above with `shared_readout`
+///     ….readout.{fc,conv1,conv2}.…, ….readout.frame_bias   with `readout: conv` (`ConvFrameReadout`)
 ///
 /// An unconditioned decoder's first layer has no input weights (its input is empty); PyTorch cannot build a
 /// zero-input `nn.LSTM`, so the reference (scripts/video_reference.py) feeds it a constant zero of width 1
@@ -51,6 +52,14 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
         case conditional
     }
 
+    /// How a decoder's hidden state becomes a frame (`FrameReadout`).
+    public enum ReadoutKind: String, Codable, CaseIterable, Sendable {
+        /// `Linear(H', D)`.
+        case linear
+        /// Linear to 16 × S/4 × S/4, then two nearest-upsampling 3×3 convolutions (pixels; S divisible by 4).
+        case conv
+    }
+
     /// Loss per frame: summed over the frame's elements, averaged over frames.
     public enum Loss: String, Codable, Sendable {
         /// Bernoulli cross-entropy (pixels).
@@ -80,6 +89,8 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     public var future: DecoderKind
     /// One readout `readout` (H' → D) for both decoders instead of one each (saves D·H' parameters).
     public var sharedReadout: Bool
+    /// The readouts' architecture.
+    public var readout: ReadoutKind
     /// Frames the encoder reads (T).
     public var observedFrames: Int
     /// Frames the future predictor outputs (K).
@@ -88,8 +99,8 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     public init(input: InputKind = .pixels, frameSize: Int = 64, channels: Int = 1, featureDimension: Int = 0,
                 featureEncoder: String? = nil, cell: CellKind = .lstm, hiddenSize: Int = 256, layers: Int = 1,
                 bidirectional: Bool = false, embeddingSize: Int = 256, reconstruction: DecoderKind = .unconditioned,
-                future: DecoderKind = .unconditioned, sharedReadout: Bool = false, observedFrames: Int = 10,
-                futureFrames: Int = 10) {
+                future: DecoderKind = .unconditioned, sharedReadout: Bool = false, readout: ReadoutKind = .linear,
+                observedFrames: Int = 10, futureFrames: Int = 10) {
         self.input = input
         self.frameSize = frameSize
         self.channels = channels
@@ -103,6 +114,7 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
         self.reconstruction = reconstruction
         self.future = future
         self.sharedReadout = sharedReadout
+        self.readout = readout
         self.observedFrames = observedFrames
         self.futureFrames = futureFrames
     }
@@ -134,6 +146,9 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
         if layers < 1 || layers > 16 { out.append("layers must be in 1...16, got \(layers)") }
         if embeddingSize < 0 { out.append("embedding size must be ≥ 0, got \(embeddingSize)") }
         if reconstruction == .none && future == .none { out.append("the model needs a reconstruction decoder, a future predictor, or both") }
+        if readout == .conv && (input != .pixels || frameSize % 4 != 0) {
+            out.append("a convolutional readout needs pixel frames with a side divisible by 4")
+        }
         if observedFrames < 1 { out.append("observed frames must be ≥ 1, got \(observedFrames)") }
         if future != .none && futureFrames < 1 { out.append("future frames must be ≥ 1, got \(futureFrames)") }
         return out
@@ -142,7 +157,7 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case input, frameSize = "frame_size", channels, featureDimension = "feature_dimension"
         case featureEncoder = "feature_encoder", cell, hiddenSize = "hidden_size", layers, bidirectional
-        case embeddingSize = "embedding_size", reconstruction, future, sharedReadout = "shared_readout"
+        case embeddingSize = "embedding_size", reconstruction, future, sharedReadout = "shared_readout", readout
         case observedFrames = "observed_frames", futureFrames = "future_frames"
     }
 
@@ -162,6 +177,7 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
         reconstruction = try c.decode(DecoderKind.self, forKey: .reconstruction)
         future = try c.decode(DecoderKind.self, forKey: .future)
         sharedReadout = try c.decodeIfPresent(Bool.self, forKey: .sharedReadout) ?? false
+        readout = try c.decodeIfPresent(ReadoutKind.self, forKey: .readout) ?? .linear
         observedFrames = try c.decode(Int.self, forKey: .observedFrames)
         futureFrames = try c.decode(Int.self, forKey: .futureFrames)
     }

@@ -7,7 +7,8 @@ import XCTest
 
 /// The autoencoder against PyTorch (scripts/make_video_fixtures.py): losses, every parameter gradient and
 /// free-running inference, for LSTM / GRU / RNN cells, stacked and bidirectional encoders, conditional
-/// (teacher-forced and free-running) and unconditioned decoders, pixels and features, and TBPTT(2, 3).
+/// (teacher-forced and free-running) and unconditioned decoders, pixels and features, linear and convolutional
+/// readouts, and TBPTT(2, 3).
 final class ParityTests: XCTestCase {
     struct Case: Decodable {
         let config: VideoModelConfig
@@ -55,4 +56,5 @@ final class ParityTests: XCTestCase {
     func testStackedBidirectionalRNNOnFeatures() throws { try check("rnn_bi2_features") }
     func testTruncatedBPTT() throws { try check("lstm_tbptt") }
     func testSharedReadout() throws { try check("lstm_shared_readout_free_running") }
+    func testConvolutionalReadouts() throws { try check("lstm_conv_readout_free_running") }
 }

@@ -62,6 +62,8 @@ struct VideoTrainCommand: ParsableCommand {
     var future: String = "unconditioned"
     @Flag(name: .long, help: "One readout (hidden → frame) shared by both decoders.")
     var sharedReadout = false
+    @Option(name: .long, help: "Readout (hidden → frame): linear, or conv (linear to 16 × S/4 × S/4, then two upsampling 3×3 convolutions; pixels).")
+    var readout: String = "linear"
     @Option(name: .long, help: "Frames the encoder reads (T).")
     var observedFrames: Int = 10
     @Option(name: .long, help: "Frames the future predictor outputs (K).")
@@ -123,9 +125,12 @@ struct VideoTrainCommand: ParsableCommand {
               let fut = VideoModelConfig.DecoderKind(rawValue: future) else {
             throw ValidationError("--reconstruction and --future must be conditional, unconditioned or none")
         }
+        guard let readoutKind = VideoModelConfig.ReadoutKind(rawValue: readout) else {
+            throw ValidationError("--readout must be linear or conv")
+        }
         return VideoModelConfig(input: input, frameSize: size, channels: channels, cell: cell, hiddenSize: hidden,
                                 layers: layers, bidirectional: bidirectional, embeddingSize: embedding, reconstruction: rec,
-                                future: fut, sharedReadout: sharedReadout, observedFrames: observedFrames,
+                                future: fut, sharedReadout: sharedReadout, readout: readoutKind, observedFrames: observedFrames,
                                 futureFrames: futureFrames)
     }
 
