@@ -10,7 +10,7 @@ import Video
 /// Times full training steps (zero grads, forward, backward, clip by norm, Adam) on Moving-MNIST-like
 /// batches and reports the best of `repeats` runs of `steps` steps. `NAME` selects a preset (see
 /// `videoBenchPresets`); `key=value` pairs override its fields (hidden=, embedding=, layers=, cell=,
-/// reconstruction=, future=, bidirectional=).
+/// reconstruction=, future=, bidirectional=, readout=).
 func benchVideo(_ args: [String]) {
     var model = "shipped", batch = 16, steps = 5, repeats = 3, label = "train"
     var overrides: [String: String] = [:]
@@ -38,6 +38,7 @@ func benchVideo(_ args: [String]) {
         case "reconstruction": config.reconstruction = VideoModelConfig.DecoderKind(rawValue: value)!
         case "future": config.future = VideoModelConfig.DecoderKind(rawValue: value)!
         case "bidirectional": config.bidirectional = value == "1" || value == "true"
+        case "readout": config.readout = VideoModelConfig.ReadoutKind(rawValue: value)!
         default: fatalError("caption-bench video: unknown override \(key)")
         }
     }

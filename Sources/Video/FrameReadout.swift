@@ -89,12 +89,12 @@ struct ConvFrameReadout {
         conv1 = Conv2d(name + ".conv1", inChannels: c, outChannels: 4 * c, kernelSize: 3, padding: 1, layout: &layout)
         conv2 = Conv2d(name + ".conv2", inChannels: c, outChannels: 4 * channels, kernelSize: 3, padding: 1, bias: false,
                        layout: &layout)
-        // Few channels on small planes: Winograd's transforms would cost more than the GEMMs they shrink, so
-        // im2col, with enough frames per GEMM to keep SGEMM efficient.
+        // Few channels on small planes: Winograd's transforms would cost more than the GEMMs they shrink, and a
+        // batch-wide im2col matrix goes through memory, so im2col one frame at a time in each worker's cache.
         conv1.winogradOverride = false
         conv2.winogradOverride = false
-        conv1.imagesPerGEMMOverride = 16
-        conv2.imagesPerGEMMOverride = 8
+        conv1.imageParallel = true
+        conv2.imageParallel = true
         frameBias = layout.add(name + ".frame_bias", [channels * frameSize * frameSize])
         self.frameSize = frameSize
         outChannels = channels

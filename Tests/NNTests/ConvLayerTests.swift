@@ -106,14 +106,16 @@ final class ConvLayerTests: XCTestCase {
             let x = try f.tensor("\(name).x"), dy = try f.tensor("\(name).dy")
             // Every strategy must agree: automatic (Winograd for 3×3 stride 1), and by im2col: one image per
             // GEMM, the whole batch in one GEMM, and cache blocks of one or two output rows (the last block
-            // partial when the height is odd).
-            let strategies: [(images: Int?, rows: Int?, winograd: Bool?)] =
-                [(nil, nil, nil), (nil, nil, false), (1, 0, false), (x.shape[0], 0, false), (1, 1, false), (1, 2, false)]
-            for (images, rows, winograd) in strategies {
+            // partial when the height is odd), and images split over the workers (`imageParallel`).
+            let strategies: [(images: Int?, rows: Int?, winograd: Bool?, imageParallel: Bool)] =
+                [(nil, nil, nil, false), (nil, nil, false, false), (1, 0, false, false), (x.shape[0], 0, false, false),
+                 (1, 1, false, false), (1, 2, false, false), (nil, nil, false, true)]
+            for (images, rows, winograd, imageParallel) in strategies {
                 conv.imagesPerGEMMOverride = images
                 conv.rowsPerBlockOverride = rows
                 conv.winogradOverride = winograd
-                let label = "\(name) imagesPerGEMM=\(images.map(String.init) ?? "auto") rowsPerBlock=\(rows.map(String.init) ?? "auto") winograd=\(winograd.map(String.init) ?? "auto")"
+                conv.imageParallel = imageParallel
+                let label = "\(name) imagesPerGEMM=\(images.map(String.init) ?? "auto") rowsPerBlock=\(rows.map(String.init) ?? "auto") winograd=\(winograd.map(String.init) ?? "auto") imageParallel=\(imageParallel)"
                 S.assertForward(conv.forward(x, p), try f.tensor("\(name).y"), label)
                 S.assertForward(conv.forward(x, p, relu: true), try f.tensor("\(name).y_relu"), label + " relu")
                 p.zeroGrads()

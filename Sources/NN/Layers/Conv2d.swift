@@ -96,6 +96,10 @@ public struct Conv2d {
     /// `false` computes 3×3 stride-1 convolutions by im2col too (forward from parameters and the input
     /// gradient, which otherwise use Winograd); `nil` (default) lets them use it. For tests and tuning.
     public var winogradOverride: Bool?
+    /// Split the batch's images over the workers, each image's im2col columns in one worker's cache (for
+    /// few channels on small planes; see Conv2d+ImageParallel.swift). Every setting computes the same result
+    /// up to the order of the weight gradient's sums. Not used together with Winograd.
+    public var imageParallel = false
 
     /// Registers `"\(name).weight"` (and `"\(name).bias"` when `bias`) in `layout`.
     public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
@@ -170,6 +174,10 @@ public struct Conv2d {
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
                 let x = xb.baseAddress!, y = yb.baseAddress!
+                if usesImageParallel {
+                    forwardImageParallel(g, x: x, y: y, weight: w, bias: b, relu: relu, workspace: ws)
+                    return
+                }
                 if let blockRows {
                     forwardRowBlocks(g, x: x, y: y, weight: w, bias: b, relu: relu, rowsPerBlock: blockRows, workspace: ws)
                     return
@@ -210,7 +218,7 @@ public struct Conv2d {
     /// first stage): im2col for a block of output rows fits in L2, so the GEMM reads it from cache instead of
     /// memory. Each worker runs its own blocks with single-threaded BLAS, so there is no synchronisation inside
     /// GEMMs and no im2col traffic between cores.
-    private func forwardRowBlocks(_ g: Geometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+    func forwardRowBlocks(_ g: Geometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                   weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, relu: Bool,
                                   rowsPerBlock rows: Int, workspace ws: ConvWorkspace) {
         let P = g.outPlane, K = g.kdim, OC = outChannels, kk = g.k * g.k
@@ -293,6 +301,21 @@ public struct Conv2d {
         // With Winograd the input gradient is a convolution of dy of its own, after the parameter gradients.
         let winogradInput = computeInputGradient && usesWinograd
         var dx: Tensor? = computeInputGradient && !winogradInput ? Tensor(shape: x.shape) : nil  // zeroed: col2im accumulates
+        if usesImageParallel {
+            x.withUnsafeBufferPointer { xb in
+                dy.withUnsafeBufferPointer { dyb in
+                    if dx == nil {
+                        backwardImageParallel(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: nil, p, workspace: ws)
+                    } else {
+                        dx!.withUnsafeMutableBufferPointer {
+                            backwardImageParallel(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: $0.baseAddress!, p,
+                                                  workspace: ws)
+                        }
+                    }
+                }
+            }
+            return dx
+        }
         x.withUnsafeBufferPointer { xb in
             dy.withUnsafeBufferPointer { dyb in
                 let x = xb.baseAddress!, dyp = dyb.baseAddress!
