@@ -34,11 +34,16 @@ public struct TrainingFeed: Equatable, Sendable {
     public var sampleFrames: Bool
     /// TBPTT(k1, k2) in the encoder and in each decoder; nil is full BPTT.
     public var truncation: TruncatedBPTT?
+    /// The reconstruction loss's weight in the gradient (the future predictor's is 1). The losses returned
+    /// stay unweighted.
+    public var reconstructionWeight: Float
 
-    public init(teacherProbability: Double = 1, sampleFrames: Bool = false, truncation: TruncatedBPTT? = nil) {
+    public init(teacherProbability: Double = 1, sampleFrames: Bool = false, truncation: TruncatedBPTT? = nil,
+                reconstructionWeight: Float = 1) {
         self.teacherProbability = teacherProbability
         self.sampleFrames = sampleFrames
         self.truncation = truncation
+        self.reconstructionWeight = reconstructionWeight
     }
 }
 
@@ -316,7 +321,8 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
                 var logits = logitsBuffers.removeValue(forKey: role) ?? Tensor(shape: [0])
                 defer { logitsBuffers[role] = logits }
                 let cache = decoder.forward(initial: states, steps: steps, feed: teacher, embed: embed, into: &logits, p, rng: &rng)
-                // Loss and its gradient, in place: dLogits = (σ(x) − t) / (K·B)  (or 2(y − t) / (K·B)).
+                // Loss and its gradient, in place: dLogits = w·(σ(x) − t) / (K·B)  (or w·2(y − t) / (K·B)).
+                let scale = (role == .reconstruction ? feed.reconstructionWeight : 1) / Float(rows)
                 var rowLoss = [Double](repeating: 0, count: computeLoss ? rows : 0)
                 let targets = { (r: Int) in frame(frameOf(r / b)) + (r % b) * d }
                 logits.withUnsafeMutableBufferPointer { lb in
@@ -325,11 +331,11 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
                         case .bce:
                             FrameLoss.bceWithLogits(rows: rows, dimension: d, logits: lb.baseAddress!, targets: targets,
                                                     rowLoss: computeLoss ? rl.baseAddress : nil, dLogits: lb.baseAddress!,
-                                                    scale: 1 / Float(rows))
+                                                    scale: scale)
                         case .mse:
                             FrameLoss.squaredError(rows: rows, dimension: d, predictions: lb.baseAddress!, targets: targets,
                                                    rowLoss: computeLoss ? rl.baseAddress : nil, dPrediction: lb.baseAddress!,
-                                                   scale: 1 / Float(rows))
+                                                   scale: scale)
                         }
                     }
                 }

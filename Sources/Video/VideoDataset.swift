@@ -2,31 +2,46 @@ import Foundation
 import Imaging
 import TensorCore
 
-/// Frame sequences held in memory, ready to be cut into training batches.
+/// Frame sequences ready to be cut into training batches: read into memory, or generated on demand.
 ///
 /// Pixel frames come from 8-bit images, so they are stored as bytes (exactly: every value is k/255), four
 /// times smaller than floats; feature frames are stored as floats. Sequences may differ in length; every one
-/// has at least `minimumLength` frames.
+/// has at least `minimumLength` frames. Synthetic sequences are drawn when a batch needs them (sequence i
+/// depends only on the generator's seed and i), so a training set may hold more sequences than memory would.
 public struct VideoDataset {
     enum Storage {
         case bytes([[UInt8]])
         case floats([[Float]])
+        /// Sequences `first ..< first + count` of the generator.
+        case generated(MovingObjects, first: Int, count: Int)
     }
 
     /// D, the length of one frame vector.
     public let dimension: Int
-    /// Where each sequence came from (folder, video file, or `synthetic:<seed>:<index>`).
-    public let names: [String]
     let storage: Storage
+    private let storedNames: [String]
+
+    /// Where each sequence came from (folder, video file, or `synthetic:<seed>:<index>`).
+    public var names: [String] { (0..<count).map(name) }
+
+    /// Where sequence `i` came from.
+    public func name(_ i: Int) -> String {
+        if case let .generated(generator, first, _) = storage { return "synthetic:\(generator.seed):\(first + i)" }
+        return storedNames[i]
+    }
 
     /// Number of sequences.
-    public var count: Int { names.count }
+    public var count: Int {
+        if case let .generated(_, _, count) = storage { return count }
+        return storedNames.count
+    }
 
     /// Frames in sequence `i`.
     public func length(_ i: Int) -> Int {
         switch storage {
         case .bytes(let s): return s[i].count / dimension
         case .floats(let s): return s[i].count / dimension
+        case .generated(let generator, _, _): return generator.frames
         }
     }
 
@@ -34,7 +49,7 @@ public struct VideoDataset {
     public init(dimension: Int, names: [String], byteSequences: [[UInt8]]) {
         precondition(names.count == byteSequences.count && byteSequences.allSatisfy { $0.count % dimension == 0 })
         self.dimension = dimension
-        self.names = names
+        storedNames = names
         storage = .bytes(byteSequences)
     }
 
@@ -42,19 +57,21 @@ public struct VideoDataset {
     public init(dimension: Int, names: [String], floatSequences: [[Float]]) {
         precondition(names.count == floatSequences.count && floatSequences.allSatisfy { $0.count % dimension == 0 })
         self.dimension = dimension
-        self.names = names
+        storedNames = names
         storage = .floats(floatSequences)
     }
 
-    /// `count` sequences from the moving-objects generator (gray, `generator.size`², as `caption video synth`
-    /// writes them, without the round trip through PNG).
+    /// Sequences `indices` of the moving-objects generator (gray, `generator.size`², as `caption video synth`
+    /// writes them, without the round trip through PNG), each drawn when a batch asks for it.
     public static func synthetic(_ generator: MovingObjects, indices: Range<Int>) -> VideoDataset {
-        var sequences = [[UInt8]](repeating: [], count: indices.count)
-        sequences.withUnsafeMutableBufferPointer { out in
-            parallelFor(indices.count) { i in out[i] = Array(generator.sequence(indices.lowerBound + i).frames.joined()) }
-        }
-        return VideoDataset(dimension: generator.size * generator.size,
-                            names: indices.map { "synthetic:\(generator.seed):\($0)" }, byteSequences: sequences)
+        VideoDataset(dimension: generator.size * generator.size, storedNames: [],
+                     storage: .generated(generator, first: indices.lowerBound, count: indices.count))
+    }
+
+    private init(dimension: Int, storedNames: [String], storage: Storage) {
+        self.dimension = dimension
+        self.storedNames = storedNames
+        self.storage = storage
     }
 
     /// Reads every sequence of a data folder (subfolders of frames, or video files when `ffmpeg` is installed)
@@ -127,6 +144,14 @@ public struct VideoDataset {
         if out.count == frames * b * d { out.reshape([frames, b, d]) } else {
             out = Tensor(shape: [frames, b, d], unsafeUninitialized: { _ in })
         }
+        // Generated sequences are drawn first, in parallel (one per item).
+        var drawn: [[UInt8]] = []
+        if case let .generated(generator, first, _) = storage {
+            drawn = [[UInt8]](repeating: [], count: b)
+            drawn.withUnsafeMutableBufferPointer { out in
+                parallelFor(b) { i in out[i] = Array(generator.sequence(first + items[i].sequence).frames.joined()) }
+            }
+        }
         out.withUnsafeMutableBufferPointer { ob in
             for (column, item) in items.enumerated() {
                 precondition(item.start >= 0 && item.start + frames <= length(item.sequence),
@@ -143,6 +168,12 @@ public struct VideoDataset {
                         }
                     case .floats(let s):
                         s[item.sequence].withUnsafeBufferPointer { dst.update(from: $0.baseAddress! + offset, count: d) }
+                    case .generated:
+                        drawn[column].withUnsafeBufferPointer { src in
+                            VideoDataset.byteValues.withUnsafeBufferPointer { value in
+                                for j in 0..<d { dst[j] = value[Int(src[offset + j])] }
+                            }
+                        }
                     }
                 }
             }

@@ -31,11 +31,15 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
     public var outputBiasFromData: Bool
     /// Start the readouts' weights at zero (`zeroReadoutWeights`); nil (older checkpoints) is false.
     public var zeroReadout: Bool?
+    /// Weight of the reconstruction loss in the composite objective (the future loss has weight 1); nil
+    /// (older checkpoints) is 1.
+    public var reconstructionWeight: Float?
 
     public init(batchSize: Int = 16, epochs: Int = 10, steps: Int? = nil, learningRate: Float = 1e-3,
                 finalLearningRate: Float? = nil, clipNorm: Float? = 100, scheduledSampling: ScheduledSampling = .teacherForcing,
                 truncation: [Int]? = nil, seed: UInt64 = 1, checkpointEvery: Int = 500, anomalySequences: Int = 512,
-                forgetGateBias: Float = 1, outputBiasFromData: Bool = true, zeroReadout: Bool? = nil) {
+                forgetGateBias: Float = 1, outputBiasFromData: Bool = true, zeroReadout: Bool? = nil,
+                reconstructionWeight: Float? = nil) {
         self.batchSize = batchSize
         self.epochs = epochs
         self.steps = steps
@@ -50,6 +54,7 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
         self.forgetGateBias = forgetGateBias
         self.outputBiasFromData = outputBiasFromData
         self.zeroReadout = zeroReadout
+        self.reconstructionWeight = reconstructionWeight
     }
 
     /// One-line descriptions of what is wrong, empty when usable.
@@ -62,6 +67,7 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
         if let f = finalLearningRate, !(f >= 0) { out.append("final learning rate must be ≥ 0, got \(f)") }
         if let c = clipNorm, !(c > 0) { out.append("clip norm must be positive, got \(c)") }
         if let t = truncation, t.count != 2 || t[0] < 1 || t[1] < t[0] { out.append("TBPTT needs 1 ≤ k1 ≤ k2, got \(t)") }
+        if let w = reconstructionWeight, !(w > 0) { out.append("reconstruction weight must be positive, got \(w)") }
         if checkpointEvery < 1 { out.append("checkpoint interval must be positive, got \(checkpointEvery)") }
         return out
     }
@@ -72,7 +78,7 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
         case scheduledSampling = "scheduled_sampling", truncation = "tbptt", seed
         case checkpointEvery = "checkpoint_every", anomalySequences = "anomaly_sequences"
         case forgetGateBias = "forget_gate_bias", outputBiasFromData = "output_bias_from_data"
-        case zeroReadout = "zero_readout"
+        case zeroReadout = "zero_readout", reconstructionWeight = "reconstruction_weight"
     }
 }
 
@@ -121,10 +127,10 @@ public final class VideoTrainer {
         if let problem = options.problems().first { throw VideoError(file: "options", problem) }
         guard data.count > 0 else { throw VideoError(file: "data", "no training sequences") }
         guard data.dimension == model.config.frameDimension else {
-            throw VideoError(file: data.names[0], "frames have \(data.dimension) values, the model reads \(model.config.frameDimension)")
+            throw VideoError(file: data.name(0), "frames have \(data.dimension) values, the model reads \(model.config.frameDimension)")
         }
         for i in 0..<data.count where data.length(i) < model.config.framesNeeded {
-            throw VideoError(file: data.names[i], "has \(data.length(i)) frames, the model needs \(model.config.framesNeeded)")
+            throw VideoError(file: data.name(i), "has \(data.length(i)) frames, the model needs \(model.config.framesNeeded)")
         }
         self.model = model
         self.data = data
@@ -185,7 +191,8 @@ public final class VideoTrainer {
         p.zeroGrads()
         let epsilon = options.scheduledSampling.teacherForcingProbability(step: state.step)
         let feed = TrainingFeed(teacherProbability: epsilon, sampleFrames: options.scheduledSampling.sampleModelToken,
-                                truncation: options.truncation.map { TruncatedBPTT(k1: $0[0], k2: $0[1]) })
+                                truncation: options.truncation.map { TruncatedBPTT(k1: $0[0], k2: $0[1]) },
+                                reconstructionWeight: options.reconstructionWeight ?? 1)
         let losses = model.lossAndGradients(batch, feed: feed, computeLoss: computeLoss, rng: &state.rng)
         let norm = options.clipNorm.map { GradientClipping.clipByNorm(p, maxNorm: $0) } ?? GradientClipping.globalNorm(p)
         let lr = learningRate(at: state.step)

@@ -92,6 +92,11 @@ final class SequenceIOTests: XCTestCase {
         let reference = VideoDataset.synthetic(generator, indices: 0..<3)
         XCTAssertEqual(data.count, 3)
         XCTAssertEqual(data.batch(0..<3, frames: 5).frames, reference.batch(0..<3, frames: 5).frames)
+        // Synthetic sequences are drawn on demand: any range of the generator, named by seed and index.
+        let later = VideoDataset.synthetic(generator, indices: 1..<3)
+        XCTAssertEqual(later.names, ["synthetic:11:1", "synthetic:11:2"])
+        XCTAssertEqual(later.batch([(sequence: 1, start: 2)], frames: 3).frames,
+                       reference.batch([(sequence: 2, start: 2)], frames: 3).frames)
         XCTAssertThrowsError(try VideoDataset.loadPixels(folder: root + "/data", size: 16, channels: 1, minimumLength: 6)) { error in
             XCTAssertEqual("\(error)", root + "/data/seq_0: has 5 frames, the model needs at least 6")
         }

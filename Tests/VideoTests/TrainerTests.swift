@@ -49,6 +49,22 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(values(a.model), values(b.model))
     }
 
+    /// `reconstructionWeight` scales the reconstruction decoder's gradient only; the losses stay unweighted.
+    func testReconstructionWeightScalesItsGradient() throws {
+        let model = try VideoAutoencoder(config: Self.config(.unconditioned, .none))
+        model.initialize(seed: 5)
+        let batch = Self.data.batch(0..<4, frames: 3)
+        func gradients(_ weight: Float) -> (loss: Double, grads: [Float]) {
+            var rng = RNG(seed: 1)
+            model.parameters.zeroGrads()
+            let losses = model.lossAndGradients(batch, feed: TrainingFeed(reconstructionWeight: weight), rng: &rng)
+            return (losses.reconstruction!, Array(UnsafeBufferPointer(start: model.parameters.grads, count: model.parameters.count)))
+        }
+        let one = gradients(1), three = gradients(3)
+        XCTAssertEqual(one.loss, three.loss)
+        for (a, b) in zip(one.grads, three.grads) { XCTAssertEqual(3 * a, b, accuracy: 1e-5 * max(1, abs(b))) }
+    }
+
     func testResumeContinuesExactly() throws {
         let straight = try makeTrainer(steps: 12)
         while !straight.isFinished { straight.step() }

@@ -80,6 +80,8 @@ struct VideoTrainCommand: ParsableCommand {
     var lr: Float = 1e-3
     @Option(name: .long, help: "Cosine-decay the learning rate to this by the last step.")
     var finalLr: Float?
+    @Option(name: .long, help: "Weight of the reconstruction loss in the composite objective (the future loss has weight 1).")
+    var reconstructionWeight: Float = 1
     @Option(name: .long, help: "Clip the global gradient norm to this (0: no clipping).")
     var clipNorm: Float = 100
     @Option(name: .long, help: "Conditional decoders: none (teacher forcing), linear, exponential or inverse-sigmoid.")
@@ -152,7 +154,8 @@ struct VideoTrainCommand: ParsableCommand {
             scheduledSampling: ScheduledSampling(kind: kind, k: samplingK, c: samplingC, minimum: samplingMin,
                                                  sampleModelToken: sampleFrames),
             truncation: truncation, seed: seed, checkpointEvery: checkpointEvery, anomalySequences: anomalySequences,
-            forgetGateBias: forgetBias, outputBiasFromData: meanFrameBias, zeroReadout: zeroReadout)
+            forgetGateBias: forgetBias, outputBiasFromData: meanFrameBias, zeroReadout: zeroReadout,
+            reconstructionWeight: reconstructionWeight == 1 ? nil : reconstructionWeight)
         if let problem = options.problems().first { throw ValidationError(problem) }
         return options
     }
