@@ -100,10 +100,12 @@ for s in "${sections[@]}"; do
     video)
         # The video autoencoder's training step (forward, BCE, backward, clip by norm, Adam) at weights/video's
         # size, 16 sequences of 20 64×64 frames, against the same model in PyTorch (scripts/video_reference.py),
-        # at 1 thread and at $THREADS.
-        for t in $(printf '%s\n' 1 "$THREADS" | sort -un); do
-            run ours env CAPTION_THREADS=$t OPENBLAS_NUM_THREADS=$t "$BENCH" video --model shipped --batch 16 --label train-t$t
-            run reference env OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t "$PY" scripts/bench_reference.py video --model shipped --batch 16 --label train-t$t
+        # at 1 thread and at $THREADS; then the same with linear readouts (model "linear", the previous shipped model).
+        for model in shipped linear; do
+            for t in $(printf '%s\n' 1 "$THREADS" | sort -un); do
+                run ours env CAPTION_THREADS=$t OPENBLAS_NUM_THREADS=$t "$BENCH" video --model $model --batch 16 --label train-t$t
+                run reference env OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t "$PY" scripts/bench_reference.py video --model $model --batch 16 --label train-t$t
+            done
         done ;;
     batch)
         # `caption batch` over 1,000 synthetic scenes (caption synth shapes) with the shipped model ($BATCH_WEIGHTS,

@@ -27,6 +27,7 @@ variants=(
     "autoencoder-only|--reconstruction unconditioned --future none"
     "composite|--reconstruction unconditioned --future unconditioned"
     "composite, conditional decoders|--reconstruction conditional --future conditional"
+    "composite, conditional decoders, scheduled sampling|--reconstruction conditional --future conditional --scheduled-sampling linear --sampling-k 1 --sampling-c 6.7e-4 --sampling-min 0"
 )
 for v in "${variants[@]}"; do
     name=${v%%|*}; flags=${v#*|}

@@ -239,8 +239,10 @@ BENCH_PRESETS = {
     # weights/video's architecture (Sources/Bench/VideoBench.swift has the same table)
     "shipped": {"input": "pixels", "frame_size": 64, "channels": 1, "feature_dimension": 0, "feature_encoder": None,
                 "cell": "lstm", "hidden_size": 512, "layers": 1, "bidirectional": False, "embedding_size": 256,
-                "reconstruction": "unconditioned", "future": "unconditioned", "observed_frames": 10, "future_frames": 10},
+                "reconstruction": "unconditioned", "future": "unconditioned", "readout": "conv",
+                "observed_frames": 10, "future_frames": 10},
 }
+BENCH_PRESETS["linear"] = dict(BENCH_PRESETS["shipped"], readout="linear")
 BENCH_PRESETS["conditional"] = dict(BENCH_PRESETS["shipped"], hidden_size=256, reconstruction="conditional",
                                     future="conditional")
 

@@ -58,9 +58,12 @@ func benchVideo(_ args: [String]) {
           "parameters": autoencoder.parameterCount, "seconds_per_step": best, "sequences_per_s": Double(batch) / best])
 }
 
-/// The benchmarked configurations: `shipped` is weights/video's architecture (H = 512, E = 256); `conditional` the
-/// ablation's 256-wide composite model with conditional decoders.
+/// The benchmarked configurations: `shipped` is weights/video's architecture (H = 512, E = 256, convolutional
+/// readouts); `linear` the same with linear readouts (the previous shipped model); `conditional` the ablation's
+/// 256-wide composite model with conditional decoders.
 let videoBenchPresets: [String: VideoModelConfig] = [
-    "shipped": VideoModelConfig(hiddenSize: 512, embeddingSize: 256, reconstruction: .unconditioned, future: .unconditioned),
+    "shipped": VideoModelConfig(hiddenSize: 512, embeddingSize: 256, reconstruction: .unconditioned, future: .unconditioned,
+                                readout: .conv),
+    "linear": VideoModelConfig(hiddenSize: 512, embeddingSize: 256, reconstruction: .unconditioned, future: .unconditioned),
     "conditional": VideoModelConfig(hiddenSize: 256, embeddingSize: 256, reconstruction: .conditional, future: .conditional),
 ]

@@ -190,18 +190,17 @@ func pixelShuffle2x(_ x: Tensor) -> Tensor {
 }
 
 /// `pixelShuffle2x` on raw buffers: `images` × 4·`channels` planes of height × width in, `images` × `channels`
-/// planes of 2·height × 2·width out.
+/// planes of 2·height × 2·width out. Each output row interleaves two phase rows.
 func pixelShuffle2x(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, images: Int, channels: Int,
                     height h: Int, width w: Int) {
-    parallelFor(images * channels, minChunk: 16) { plane in
-        let src = x + plane * 4 * h * w, dst = y + plane * 4 * h * w
+    let plane = h * w
+    parallelFor(images * channels, minChunk: 16) { c in
+        let src = x + c * 4 * plane, dst = y + c * 4 * plane
         for a in 0..<2 {
-            for b in 0..<2 {
-                let phase = src + (2 * a + b) * h * w
-                for i in 0..<h {
-                    let row = dst + (2 * i + a) * 2 * w + b, line = phase + i * w
-                    for j in 0..<w { row[2 * j] = line[j] }
-                }
+            let even = src + 2 * a * plane, odd = even + plane
+            for i in 0..<h {
+                let row = dst + (2 * i + a) * 2 * w, e = even + i * w, o = odd + i * w
+                for j in 0..<w { row[2 * j] = e[j]; row[2 * j + 1] = o[j] }
             }
         }
     }
@@ -211,15 +210,14 @@ func pixelShuffle2x(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Floa
 /// 2·height × 2·width in, `images` × 4·`channels` planes of height × width out.
 func pixelUnshuffle2x(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, images: Int, channels: Int,
                       height h: Int, width w: Int) {
-    parallelFor(images * channels, minChunk: 16) { plane in
-        let src = x + plane * 4 * h * w, dst = y + plane * 4 * h * w
+    let plane = h * w
+    parallelFor(images * channels, minChunk: 16) { c in
+        let src = x + c * 4 * plane, dst = y + c * 4 * plane
         for a in 0..<2 {
-            for b in 0..<2 {
-                let phase = dst + (2 * a + b) * h * w
-                for i in 0..<h {
-                    let row = src + (2 * i + a) * 2 * w + b, line = phase + i * w
-                    for j in 0..<w { line[j] = row[2 * j] }
-                }
+            let even = dst + 2 * a * plane, odd = even + plane
+            for i in 0..<h {
+                let row = src + (2 * i + a) * 2 * w, e = even + i * w, o = odd + i * w
+                for j in 0..<w { e[j] = row[2 * j]; o[j] = row[2 * j + 1] }
             }
         }
     }

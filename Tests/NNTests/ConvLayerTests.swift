@@ -109,7 +109,8 @@ final class ConvLayerTests: XCTestCase {
             // partial when the height is odd), and images split over the workers (`imageParallel`).
             let strategies: [(images: Int?, rows: Int?, winograd: Bool?, imageParallel: Bool)] =
                 [(nil, nil, nil, false), (nil, nil, false, false), (1, 0, false, false), (x.shape[0], 0, false, false),
-                 (1, 1, false, false), (1, 2, false, false), (nil, nil, false, true)]
+                 (1, 1, false, false), (1, 2, false, false), (nil, nil, false, true), (1, nil, false, true),
+                 (2, nil, false, true)]
             for (images, rows, winograd, imageParallel) in strategies {
                 conv.imagesPerGEMMOverride = images
                 conv.rowsPerBlockOverride = rows

@@ -4,50 +4,83 @@ import TensorCore
 //
 // A convolution with few channels (a frame decoder's 16 → 64 or 16 → 4 on 16×16 / 32×32 planes) does little
 // arithmetic per im2col element, so a batch-wide GEMM is bound by writing and re-reading its column matrix
-// through memory. One image's columns (C·9 × H·W floats, ≤ ~600 KB here) fit in L2: each worker takes whole
-// images, builds their columns in its own cache-resident buffer and runs single-threaded BLAS on them. The
-// backward pass accumulates each worker's weight gradient separately and adds them up at the end, so workers
-// never write the same memory.
+// through memory. Each worker instead takes a few whole images at a time, as many as keep their columns
+// (C·9 × G·H·W floats) within half of L2, and runs single-threaded BLAS on them. The backward pass
+// accumulates each worker's weight gradient separately and adds them up at the end, so workers never write
+// the same memory.
 
 extension Conv2d {
-    /// Images this layer's forward and backward split over the workers, one at a time per worker
-    /// (`imageParallel`).
+    /// True when this layer's forward and backward split images over the workers (`imageParallel`).
     var usesImageParallel: Bool { imageParallel && !usesWinograd }
 
-    /// `forward` for `usesImageParallel`: the row-blocked path with one block per image.
+    /// Images per worker GEMM: `imagesPerGEMMOverride`, else as many as keep their im2col columns within
+    /// `imageParallelColumnBytes`.
+    func imageParallelGroup(_ g: Geometry) -> Int {
+        if let o = imagesPerGEMMOverride { return max(1, min(o, g.n)) }
+        return max(1, min(g.n, Conv2d.imageParallelColumnBytes / (g.kdim * g.outPlane * MemoryLayout<Float>.size)))
+    }
+
+    /// Bytes of im2col columns a worker handles at once (about half of a 1 MB L2).
+    static let imageParallelColumnBytes = 512 << 10
+
+    /// The groups of images of a batch of `n`, dealt out to `workers` in contiguous runs.
+    private func groups(_ n: Int, size: Int, workers: Int, worker: Int) -> StrideTo<Int> {
+        let count = (n + size - 1) / size
+        return Swift.stride(from: (count * worker / workers) * size, to: min(n, (count * (worker + 1) / workers) * size), by: size)
+    }
+
+    /// `forward` for `usesImageParallel`: y[group] = epilogue(W[OC × K] · col[K × G·P]).
     func forwardImageParallel(_ g: Geometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                               weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, relu: Bool,
                               workspace ws: ConvWorkspace) {
-        forwardRowBlocks(g, x: x, y: y, weight: w, bias: b, relu: relu, rowsPerBlock: g.oh, workspace: ws)
+        let P = g.outPlane, K = g.kdim, OC = outChannels, size = imageParallelGroup(g)
+        let workers = max(1, min(Threads.count, (g.n + size - 1) / size))
+        // Buffers are taken before the parallel region: the workspace itself is not thread-safe.
+        let cols = (0..<workers).map { ws.buffer(3 + 2 * $0, count: K * P * size) }
+        let outs = (0..<workers).map { ws.buffer(4 + 2 * $0, count: OC * P * size) }
+        Threads.withSerialBLAS {
+            parallelFor(workers) { worker in
+                for n0 in groups(g.n, size: size, workers: workers, worker: worker) {
+                    let count = min(size, g.n - n0)
+                    im2col(g, x: x + n0 * g.inImage, images: count, imageStride: g.inImage, col: cols[worker])
+                    sgemm(m: OC, n: count * P, k: K, a: w, b: cols[worker], c: outs[worker])
+                    Conv2d.epilogue(channels: OC, plane: P, images: count, from: outs[worker], ldFrom: count * P,
+                                    to: y + n0 * OC * P, bias: b, relu: relu)
+                }
+            }
+        }
     }
 
-    /// `backward` for `usesImageParallel`: dW[OC × K] += Σ_n dY_n · col_nᵀ, db += Σ dY, and (when
-    /// `computeInputGradient`) dx_n = col2im(Wᵀ · dY_n), images split over the workers.
+    /// `backward` for `usesImageParallel`: dW[OC × K] += Σ dY_g · col_gᵀ, db += Σ dY, and (when `dx` is given)
+    /// dx_g = col2im(Wᵀ · dY_g), for groups g of images split over the workers.
     func backwardImageParallel(_ g: Geometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                dx: UnsafeMutablePointer<Float>?, _ p: Parameters, workspace ws: ConvWorkspace) {
-        let P = g.outPlane, K = g.kdim, OC = outChannels
+        let P = g.outPlane, K = g.kdim, OC = outChannels, size = imageParallelGroup(g)
         let w = UnsafePointer(p.value(weight))
-        let workers = max(1, min(Threads.count, g.n))
-        // Per worker: a column buffer, a column-gradient buffer and its own dW (and db), taken before the
-        // parallel region (the workspace is not thread-safe).
-        let cols = (0..<workers).map { ws.buffer(3 + 2 * $0, count: K * P) }
-        let dcols = (0..<workers).map { ws.buffer(4 + 2 * $0, count: K * P) }
+        let workers = max(1, min(Threads.count, (g.n + size - 1) / size))
+        // Per worker: columns, the group's dY side by side, column gradients, and its own dW (and db).
+        let cols = (0..<workers).map { ws.buffer(3 + 3 * $0, count: K * P * size) }
+        let dYs = (0..<workers).map { ws.buffer(4 + 3 * $0, count: OC * P * size) }
+        let dcols = (0..<workers).map { ws.buffer(5 + 3 * $0, count: K * P * size) }
         let gradCount = OC * K + OC
         let grads = UnsafeMutablePointer<Float>.allocate(capacity: workers * gradCount)
         grads.initialize(repeating: 0, count: workers * gradCount)
         defer { grads.deallocate() }
         Threads.withSerialBLAS {
             parallelFor(workers) { worker in
-                let col = cols[worker], dcol = dcols[worker]
+                let col = cols[worker], dY = dYs[worker], dcol = dcols[worker]
                 let dw = grads + worker * gradCount, db = dw + OC * K
-                for n in (g.n * worker / workers)..<(g.n * (worker + 1) / workers) {
-                    let dYn = dy + n * OC * P
-                    im2col(g, x: x + n * g.inImage, images: 1, imageStride: 0, col: col)
-                    sgemm(transB: true, m: OC, n: K, k: P, a: dYn, b: col, beta: 1, c: dw)
-                    for oc in 0..<OC { db[oc] += Kernels.sum(P, dYn + oc * P) }
+                for n0 in groups(g.n, size: size, workers: workers, worker: worker) {
+                    let count = min(size, g.n - n0), cols = count * P
+                    for j in 0..<count {
+                        for oc in 0..<OC { (dY + oc * cols + j * P).update(from: dy + ((n0 + j) * OC + oc) * P, count: P) }
+                    }
+                    im2col(g, x: x + n0 * g.inImage, images: count, imageStride: g.inImage, col: col)
+                    sgemm(transB: true, m: OC, n: K, k: cols, a: dY, b: col, beta: 1, c: dw)
+                    for oc in 0..<OC { db[oc] += Kernels.sum(cols, dY + oc * cols) }
                     if let dx {
-                        sgemm(transA: true, m: K, n: P, k: OC, a: w, b: dYn, c: dcol)
-                        col2im(g, dcol: dcol, images: 1, imageStride: 0, dx: dx + n * g.inImage)
+                        sgemm(transA: true, m: K, n: cols, k: OC, a: w, b: dY, c: dcol)
+                        col2im(g, dcol: dcol, images: count, imageStride: g.inImage, dx: dx + n0 * g.inImage)
                     }
                 }
             }

@@ -218,7 +218,7 @@ public struct Conv2d {
     /// first stage): im2col for a block of output rows fits in L2, so the GEMM reads it from cache instead of
     /// memory. Each worker runs its own blocks with single-threaded BLAS, so there is no synchronisation inside
     /// GEMMs and no im2col traffic between cores.
-    func forwardRowBlocks(_ g: Geometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+    private func forwardRowBlocks(_ g: Geometry, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                   weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, relu: Bool,
                                   rowsPerBlock rows: Int, workspace ws: ConvWorkspace) {
         let P = g.outPlane, K = g.kdim, OC = outChannels, kk = g.k * g.k
