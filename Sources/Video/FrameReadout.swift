@@ -149,14 +149,15 @@ struct ConvFrameReadout {
         // shuffle ← conv2 ← ReLU ← shuffle ← conv1 ← ReLU ← fc
         var dConv2 = Tensor(shape: [rows, 4 * outChannels, 2 * q, 2 * q], unsafeUninitialized: { _ in })
         dConv2.withUnsafeMutableBufferPointer {
-            pixelUnshuffle2x(dy, into: $0.baseAddress!, images: rows, channels: outChannels, height: 2 * q, width: 2 * q)
+            pixelShuffle2x(dy, into: $0.baseAddress!, images: rows, channels: outChannels, height: 2 * q, width: 2 * q,
+                           inverse: true)
         }
         var dSecond = conv2.backward(dConv2, input: a.second, p)
         reluBackwardInPlace(output: a.second, &dSecond)
         var dConv1 = Tensor(shape: [rows, 4 * c, q, q], unsafeUninitialized: { _ in })
         dSecond.withUnsafeBufferPointer { ds in
             dConv1.withUnsafeMutableBufferPointer {
-                pixelUnshuffle2x(ds.baseAddress!, into: $0.baseAddress!, images: rows, channels: c, height: q, width: q)
+                pixelShuffle2x(ds.baseAddress!, into: $0.baseAddress!, images: rows, channels: c, height: q, width: q, inverse: true)
             }
         }
         var dFirst = conv1.backward(dConv1, input: a.first, p)
@@ -190,34 +191,21 @@ func pixelShuffle2x(_ x: Tensor) -> Tensor {
 }
 
 /// `pixelShuffle2x` on raw buffers: `images` × 4·`channels` planes of height × width in, `images` × `channels`
-/// planes of 2·height × 2·width out. Each output row interleaves two phase rows.
+/// planes of 2·height × 2·width out, each output row interleaving two phase rows. `inverse` runs the inverse
+/// permutation (and so the backward): the 2·height × 2·width planes in `x`, the phase planes out in `y`.
 func pixelShuffle2x(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, images: Int, channels: Int,
-                    height h: Int, width w: Int) {
+                    height h: Int, width w: Int, inverse: Bool = false) {
     let plane = h * w
+    // Only the side that is `y` is written.
+    let phases = inverse ? y : UnsafeMutablePointer(mutating: x)
+    let frames = inverse ? UnsafeMutablePointer(mutating: x) : y
     parallelFor(images * channels, minChunk: 16) { c in
-        let src = x + c * 4 * plane, dst = y + c * 4 * plane
         for a in 0..<2 {
-            let even = src + 2 * a * plane, odd = even + plane
+            let even = phases + (4 * c + 2 * a) * plane, odd = even + plane
             for i in 0..<h {
-                let row = dst + (2 * i + a) * 2 * w, e = even + i * w, o = odd + i * w
-                for j in 0..<w { row[2 * j] = e[j]; row[2 * j + 1] = o[j] }
-            }
-        }
-    }
-}
-
-/// The inverse permutation (and so the backward) of `pixelShuffle2x`: `images` × `channels` planes of
-/// 2·height × 2·width in, `images` × 4·`channels` planes of height × width out.
-func pixelUnshuffle2x(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, images: Int, channels: Int,
-                      height h: Int, width w: Int) {
-    let plane = h * w
-    parallelFor(images * channels, minChunk: 16) { c in
-        let src = x + c * 4 * plane, dst = y + c * 4 * plane
-        for a in 0..<2 {
-            let even = dst + 2 * a * plane, odd = even + plane
-            for i in 0..<h {
-                let row = src + (2 * i + a) * 2 * w, e = even + i * w, o = odd + i * w
-                for j in 0..<w { e[j] = row[2 * j]; o[j] = row[2 * j + 1] }
+                let row = frames + 4 * c * plane + (2 * i + a) * 2 * w, e = even + i * w, o = odd + i * w
+                if inverse { for j in 0..<w { e[j] = row[2 * j]; o[j] = row[2 * j + 1] } }
+                else { for j in 0..<w { row[2 * j] = e[j]; row[2 * j + 1] = o[j] } }
             }
         }
     }
