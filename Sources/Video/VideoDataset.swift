@@ -159,20 +159,17 @@ public struct VideoDataset {
                 for f in 0..<frames {
                     let dst = ob.baseAddress! + (f * b + column) * d
                     let offset = (item.start + f) * d
+                    let bytes: [UInt8]
                     switch storage {
-                    case .bytes(let s):
-                        s[item.sequence].withUnsafeBufferPointer { src in
-                            VideoDataset.byteValues.withUnsafeBufferPointer { value in
-                                for j in 0..<d { dst[j] = value[Int(src[offset + j])] }
-                            }
-                        }
+                    case .bytes(let s): bytes = s[item.sequence]
+                    case .generated: bytes = drawn[column]
                     case .floats(let s):
                         s[item.sequence].withUnsafeBufferPointer { dst.update(from: $0.baseAddress! + offset, count: d) }
-                    case .generated:
-                        drawn[column].withUnsafeBufferPointer { src in
-                            VideoDataset.byteValues.withUnsafeBufferPointer { value in
-                                for j in 0..<d { dst[j] = value[Int(src[offset + j])] }
-                            }
+                        continue
+                    }
+                    bytes.withUnsafeBufferPointer { src in
+                        VideoDataset.byteValues.withUnsafeBufferPointer { value in
+                            for j in 0..<d { dst[j] = value[Int(src[offset + j])] }
                         }
                     }
                 }
