@@ -43,7 +43,7 @@ struct FrameDecoder<Cell: RecurrentCell> {
         }
         self.cells = cells
         readout = sharedReadout
-            ?? FrameReadout(name + ".readout", kind: config.readout, hiddenSize: hiddenSize, config: config, layout: &layout)
+            ?? FrameReadout(name + ".readout", hiddenSize: hiddenSize, config: config, layout: &layout)
         ownsReadout = sharedReadout == nil
         self.conditional = conditional
         self.loss = config.loss

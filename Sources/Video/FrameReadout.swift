@@ -8,9 +8,9 @@ enum FrameReadout {
     case linear(Linear)
     case conv(ConvFrameReadout)
 
-    init(_ name: String, kind: VideoModelConfig.ReadoutKind, hiddenSize: Int, config: VideoModelConfig,
-         layout: inout ParameterLayout) {
-        switch kind {
+    /// The readout `config.readout` names, reading `hiddenSize` floats and writing one of `config`'s frames.
+    init(_ name: String, hiddenSize: Int, config: VideoModelConfig, layout: inout ParameterLayout) {
+        switch config.readout {
         case .linear:
             self = .linear(Linear(name, inFeatures: hiddenSize, outFeatures: config.frameDimension, layout: &layout))
         case .conv:

@@ -207,8 +207,7 @@ final class AutoencoderCore<Cell: RecurrentCell>: AutoencoderEngine {
             makeCell("encoder", input, config.hiddenSize, suffix, &layout)
         }
         let shared = config.sharedReadout
-            ? FrameReadout("readout", kind: config.readout, hiddenSize: config.decoderHiddenSize, config: config,
-                           layout: &layout) : nil
+            ? FrameReadout("readout", hiddenSize: config.decoderHiddenSize, config: config, layout: &layout) : nil
         sharedReadout = shared
         func decoder(_ name: String, _ kind: VideoModelConfig.DecoderKind) -> FrameDecoder<Cell>? {
             if kind == .none { return nil }
