@@ -62,39 +62,55 @@ public final class Adam {
         let sqrtBC2 = Float(bc2.squareRoot())
         let b1 = beta1, b2 = beta2, eps = eps, wd = weightDecay
         let values = params.values, grads = params.grads
+        // The trainable ranges of the flat buffers with their step sizes, split evenly over the workers
+        // (the update is memory-bound: one pass over θ, g, m and v).
+        let segments = params.layout.params.filter(\.trainable).map {
+            (start: $0.offset, end: $0.offset + $0.count, stepSize: Float(Double(learningRate(for: $0)) / bc1))
+        }
+        let total = segments.reduce(0) { $0 + $1.end - $1.start }
+        let workers = min(Threads.count, max(1, total / (1 << 16)))
         m.withUnsafeMutableBufferPointer { mb in
             v.withUnsafeMutableBufferPointer { vb in
                 let mp = mb.baseAddress!, vp = vb.baseAddress!
-                for p in params.layout.params where p.trainable {
-                    // The same operation order as torch.optim.Adam's single-tensor path:
-                    // m.lerp_(g, 1−β1); v.mul_(β2).addcmul_(g, g, 1−β2);
-                    // denom = √v / √bc2 + ε; θ.addcdiv_(m, denom, −lr/bc1).
-                    // Eight lanes at a time (the same IEEE operations per element, so the same bits as the
-                    // scalar tail), then the rest one by one.
-                    let stepSize = Float(Double(learningRate(for: p)) / bc1)
-                    let end = p.offset + p.count
-                    var i = p.offset
-                    while i + 8 <= end {
-                        let theta = load8(values + i)
-                        var g = load8(grads + i)
-                        if wd != 0 { g += wd * theta }
-                        var m = load8(mp + i), v = load8(vp + i)
-                        m += (1 - b1) * (g - m)
-                        v = v * b2 + (1 - b2) * (g * g)
-                        let denom = v.squareRoot() / sqrtBC2 + eps
-                        store8(m, mp + i)
-                        store8(v, vp + i)
-                        store8(theta + -stepSize * (m / denom), values + i)
-                        i += 8
-                    }
-                    while i < end {
-                        var g = grads[i]
-                        if wd != 0 { g += wd * values[i] }
-                        mp[i] += (1 - b1) * (g - mp[i])
-                        vp[i] = vp[i] * b2 + (1 - b2) * (g * g)
-                        let denom = vp[i].squareRoot() / sqrtBC2 + eps
-                        values[i] += -stepSize * (mp[i] / denom)
-                        i += 1
+                parallelFor(workers) { worker in
+                    // This worker's share, [from, to) in the concatenation of the trainable ranges.
+                    let from = total * worker / workers, to = total * (worker + 1) / workers
+                    var position = 0
+                    for segment in segments {
+                        let length = segment.end - segment.start
+                        defer { position += length }
+                        let lo = max(from, position), hi = min(to, position + length)
+                        if lo >= hi { continue }
+                        // The same operation order as torch.optim.Adam's single-tensor path:
+                        // m.lerp_(g, 1−β1); v.mul_(β2).addcmul_(g, g, 1−β2);
+                        // denom = √v / √bc2 + ε; θ.addcdiv_(m, denom, −lr/bc1).
+                        // Eight lanes at a time (the same IEEE operations per element, so the same bits as the
+                        // scalar tail, wherever a range is cut), then the rest one by one.
+                        let stepSize = segment.stepSize
+                        let end = segment.start + hi - position
+                        var i = segment.start + lo - position
+                        while i + 8 <= end {
+                            let theta = load8(values + i)
+                            var g = load8(grads + i)
+                            if wd != 0 { g += wd * theta }
+                            var m = load8(mp + i), v = load8(vp + i)
+                            m += (1 - b1) * (g - m)
+                            v = v * b2 + (1 - b2) * (g * g)
+                            let denom = v.squareRoot() / sqrtBC2 + eps
+                            store8(m, mp + i)
+                            store8(v, vp + i)
+                            store8(theta + -stepSize * (m / denom), values + i)
+                            i += 8
+                        }
+                        while i < end {
+                            var g = grads[i]
+                            if wd != 0 { g += wd * values[i] }
+                            mp[i] += (1 - b1) * (g - mp[i])
+                            vp[i] = vp[i] * b2 + (1 - b2) * (g * g)
+                            let denom = vp[i].squareRoot() / sqrtBC2 + eps
+                            values[i] += -stepSize * (mp[i] / denom)
+                            i += 1
+                        }
                     }
                 }
             }
