@@ -54,6 +54,19 @@ def conv_cases(tensors):
         "k2s2p0": (2, 3, 4, 8, 8, 2, 2, 0, True),
         "k5s3p1": (1, 2, 3, 11, 9, 5, 3, 1, False),
     }
+    conv_fixture_cases(tensors, cases)
+    # Widths that are multiples of 8 for the direct 3×3 kernels (Conv2d+Direct.swift): a full 16-column tile,
+    # and a 16 + 8 row with output channels that are not a multiple of 4. Drawn from their own seed, so the
+    # cases above (and the other files) keep their values.
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        conv_fixture_cases(tensors, {
+            "k3s1p1_w16": (3, 5, 4, 6, 16, 3, 1, 1, True),
+            "k3s1p1_w24_nobias": (2, 16, 6, 5, 24, 3, 1, 1, False),
+        })
+
+
+def conv_fixture_cases(tensors, cases):
     for name, (n, c, oc, h, w, k, s, p, bias) in cases.items():
         conv = nn.Conv2d(c, oc, k, stride=s, padding=p, bias=bias).to(torch.float64)
         with torch.no_grad():  # float32-representable parameters, like the inputs

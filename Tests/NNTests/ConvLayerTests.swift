@@ -1,3 +1,4 @@
+import CKernels
 import NN
 import TensorCore
 import TestSupport
@@ -100,23 +101,28 @@ final class ConvLayerTests: XCTestCase {
     func testForwardAndBackwardMatchPyTorch() throws {
         let f = try S.fixture("conv.safetensors")
         let names = S.cases(f, having: "weight")
-        XCTAssertGreaterThanOrEqual(names.count, 10)
+        XCTAssertGreaterThanOrEqual(names.count, 12)
         for name in names {
             var (conv, p) = try makeConv(f, name)
             let x = try f.tensor("\(name).x"), dy = try f.tensor("\(name).dy")
-            // Every strategy must agree: automatic (Winograd for 3×3 stride 1), and by im2col: one image per
-            // GEMM, the whole batch in one GEMM, and cache blocks of one or two output rows (the last block
-            // partial when the height is odd), and images split over the workers (`imageParallel`).
-            let strategies: [(images: Int?, rows: Int?, winograd: Bool?, imageParallel: Bool)] =
-                [(nil, nil, nil, false), (nil, nil, false, false), (1, 0, false, false), (x.shape[0], 0, false, false),
-                 (1, 1, false, false), (1, 2, false, false), (nil, nil, false, true), (1, nil, false, true),
-                 (2, nil, false, true)]
-            for (images, rows, winograd, imageParallel) in strategies {
+            // The cases made for the direct kernels get them automatically; the rest cannot have them.
+            XCTAssertEqual(conv.usesDirectKernels(inputShape: x.shape), name.hasPrefix("k3s1p1_w"), name)
+            // Every strategy must agree: automatic (the direct kernels for few output channels at widths that
+            // are multiples of 8, else Winograd for 3×3 stride 1), the direct kernels forced on, and by im2col:
+            // one image per GEMM, the whole batch in one GEMM, and cache blocks of one or two output rows (the
+            // last block partial when the height is odd), and images split over the workers (`imageParallel`).
+            let strategies: [(images: Int?, rows: Int?, winograd: Bool?, imageParallel: Bool, direct: Bool?)] =
+                [(nil, nil, nil, false, nil), (nil, nil, nil, false, true), (nil, nil, false, false, false),
+                 (1, 0, false, false, false), (x.shape[0], 0, false, false, false), (1, 1, false, false, false),
+                 (1, 2, false, false, false), (nil, nil, false, true, false), (1, nil, false, true, false),
+                 (2, nil, false, true, false)]
+            for (images, rows, winograd, imageParallel, direct) in strategies {
                 conv.imagesPerGEMMOverride = images
                 conv.rowsPerBlockOverride = rows
                 conv.winogradOverride = winograd
                 conv.imageParallel = imageParallel
-                let label = "\(name) imagesPerGEMM=\(images.map(String.init) ?? "auto") rowsPerBlock=\(rows.map(String.init) ?? "auto") winograd=\(winograd.map(String.init) ?? "auto") imageParallel=\(imageParallel)"
+                conv.directOverride = direct
+                let label = "\(name) imagesPerGEMM=\(images.map(String.init) ?? "auto") rowsPerBlock=\(rows.map(String.init) ?? "auto") winograd=\(winograd.map(String.init) ?? "auto") imageParallel=\(imageParallel) direct=\(direct.map(String.init) ?? "auto")"
                 S.assertForward(conv.forward(x, p), try f.tensor("\(name).y"), label)
                 S.assertForward(conv.forward(x, p, relu: true), try f.tensor("\(name).y_relu"), label + " relu")
                 p.zeroGrads()
@@ -125,6 +131,24 @@ final class ConvLayerTests: XCTestCase {
                 S.assertGradient(p.gradTensor(conv.weight), try f.tensor("\(name).dweight"), label + " dweight")
                 if let b = conv.bias { S.assertGradient(p.gradTensor(b), try f.tensor("\(name).dbias"), label + " dbias") }
             }
+        }
+    }
+
+    /// The direct kernels' portable build (what CPUs without AVX2+FMA, and arm64, run) gives PyTorch's results too.
+    func testDirectKernelsPortableBuildMatchesPyTorch() throws {
+        let f = try S.fixture("conv.safetensors")
+        _ = ck_allow_avx2(0)
+        defer { _ = ck_allow_avx2(1) }
+        let names = S.cases(f, having: "weight").filter { $0.hasPrefix("k3s1p1_w") }
+        XCTAssertEqual(names.count, 2)
+        for name in names {
+            let (conv, p) = try makeConv(f, name)
+            let x = try f.tensor("\(name).x"), dy = try f.tensor("\(name).dy")
+            S.assertForward(conv.forward(x, p, relu: true), try f.tensor("\(name).y_relu"), name + " portable relu")
+            p.zeroGrads()
+            S.assertGradient(conv.backward(dy, input: x, p), try f.tensor("\(name).dx"), name + " portable dx")
+            S.assertGradient(p.gradTensor(conv.weight), try f.tensor("\(name).dweight"), name + " portable dweight")
+            if let b = conv.bias { S.assertGradient(p.gradTensor(b), try f.tensor("\(name).dbias"), name + " portable dbias") }
         }
     }
 

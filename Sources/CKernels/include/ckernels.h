@@ -19,6 +19,18 @@ void ck_linear_rows(int m, int n, int k, const float *x, int ldx, const float *w
 void ck_linear_rows_f16(int m, int n, int k, const float *x, int ldx, const uint16_t *w, const float *bias,
                         float *y, int ldy, int accumulate);
 
+/// Direct 3×3 convolution, stride 1, padding 1, of `n` images of c × h × w (w a multiple of 8), PyTorch layout:
+/// y[i][o][r][x] = bias[o] + Σ_ci,kh,kw weight[o][ci][kh][kw] · x[i][ci][r+kh−1][x+kw−1] (0 outside the plane),
+/// y being n × oc × h × w. `bias` may be NULL. `scratch`: c·(h+2)·(w+2) floats (one padded image).
+void ck_conv3x3_forward(int n, int c, int oc, int h, int w, const float *x, const float *weight,
+                        const float *bias, float *y, float *scratch);
+
+/// The weight and bias gradients of ck_conv3x3_forward, accumulated:
+/// dw[o][ci][kh][kw] += Σ_i,r,x dy[i][o][r][x] · x[i][ci][r+kh−1][x+kw−1];  db[o] += Σ_i,r,x dy[i][o][r][x]
+/// (`db` may be NULL). `scratch` as for the forward.
+void ck_conv3x3_weight_gradient(int n, int c, int oc, int h, int w, const float *x, const float *dy, float *dw,
+                                float *db, float *scratch);
+
 /// 1 when the AVX2+FMA build is in use.
 int ck_uses_avx2(void);
 

@@ -100,6 +100,9 @@ public struct Conv2d {
     /// few channels on small planes; see Conv2d+ImageParallel.swift). Every setting computes the same result
     /// up to the order of the weight gradient's sums. Not used together with Winograd.
     public var imageParallel = false
+    /// `true` / `false` forces the direct 3×3 kernels on or off where they apply (3×3, stride 1, padding 1,
+    /// width a multiple of 8); `nil` (default) uses them for at most 8 output channels. See Conv2d+Direct.swift.
+    public var directOverride: Bool?
 
     /// Registers `"\(name).weight"` (and `"\(name).bias"` when `bias`) in `layout`.
     public init(_ name: String, inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
@@ -152,7 +155,7 @@ public struct Conv2d {
 
     /// `x: N×C×H×W → N×OC×OH×OW`, optionally followed by ReLU (fused into the GEMM epilogue).
     public func forward(_ x: Tensor, _ p: Parameters, relu: Bool = false, workspace: ConvWorkspace? = nil) -> Tensor {
-        if usesWinograd {
+        if usesWinograd && !usesDirect(geometry(x.shape)) {
             let ws = workspace ?? .forCurrentThread
             return forwardWinograd(x, transformedWeight: transformedWeight(p, ws), bias: bias.map { UnsafePointer(p.value($0)) },
                                    relu: relu, workspace: ws)
@@ -174,6 +177,10 @@ public struct Conv2d {
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
                 let x = xb.baseAddress!, y = yb.baseAddress!
+                if usesDirect(g) {
+                    forwardDirect(g, x: x, y: y, weight: w, bias: b, relu: relu, workspace: ws)
+                    return
+                }
                 if usesImageParallel {
                     forwardImageParallel(g, x: x, y: y, weight: w, bias: b, relu: relu, workspace: ws)
                     return
@@ -298,6 +305,21 @@ public struct Conv2d {
         let P = g.outPlane, K = g.kdim, OC = outChannels
         let w = UnsafePointer(p.value(weight)), dw = p.grad(weight)
         let db = bias.map { p.grad($0) }
+        if usesDirect(g) {
+            var dx: Tensor? = computeInputGradient ? Tensor(shape: x.shape, unsafeUninitialized: { _ in }) : nil
+            x.withUnsafeBufferPointer { xb in
+                dy.withUnsafeBufferPointer { dyb in
+                    if dx == nil {
+                        backwardDirect(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: nil, p, workspace: ws)
+                    } else {
+                        dx!.withUnsafeMutableBufferPointer {
+                            backwardDirect(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: $0.baseAddress!, p, workspace: ws)
+                        }
+                    }
+                }
+            }
+            return dx
+        }
         // With Winograd the input gradient is a convolution of dy of its own, after the parameter gradients.
         let winogradInput = computeInputGradient && usesWinograd
         var dx: Tensor? = computeInputGradient && !winogradInput ? Tensor(shape: x.shape) : nil  // zeroed: col2im accumulates
