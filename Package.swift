@@ -3,7 +3,7 @@ import PackageDescription
 
 // Module map (see README "Architecture"):
 //   CImageIO, COpenBLAS  — C shims: libjpeg-turbo/libpng decoding with C-side error handling; cblas.h
-//   CKernels             — hand-vectorised C kernels with run-time CPU dispatch (AVX2+FMA when present)
+//   CKernels             — hand-vectorised C kernels with run-time CPU dispatch (AVX2+FMA when present), heap policy
 //   TensorCore           — Float32 tensors, SGEMM, kernels, RNG, threading, safetensors
 //   Imaging              — decoded RGB8 images, format sniffing, Pillow-exact resize, normalisation, PNG out
 //   NN                   — layers as forward/backward pairs, losses, optimisers
@@ -32,7 +32,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]
         ),
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=fast"])]),
-        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: optimise),
         .target(name: "Imaging", dependencies: ["CImageIO", "TensorCore"], swiftSettings: optimise),
         .target(name: "NN", dependencies: ["TensorCore", "CKernels"], swiftSettings: optimise),
         .target(name: "Video", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),

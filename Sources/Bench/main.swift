@@ -58,8 +58,10 @@ case "encoder-train":
 case "decoder":
     benchDecoder(Array(args.dropFirst()))
 case "train":
+    HeapPolicy.retainFreedMemory()  // as `caption train` does
     benchTrain(Array(args.dropFirst()))
 case "video":
+    HeapPolicy.retainFreedMemory()  // as `caption video train` does
     benchVideo(Array(args.dropFirst()))
 case "batch-compute":
     benchBatchCompute(Array(args.dropFirst()))

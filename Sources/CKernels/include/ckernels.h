@@ -31,6 +31,10 @@ void ck_conv3x3_forward(int n, int c, int oc, int h, int w, const float *x, cons
 void ck_conv3x3_weight_gradient(int n, int c, int oc, int h, int w, const float *x, const float *dy, float *dw,
                                 float *db, float *scratch);
 
+/// glibc: serve blocks of up to 32 MB from the heap instead of fresh mmaps, and never trim the heap, so freed
+/// memory is reused without page faults (see TensorCore's HeapPolicy). No effect with other C libraries.
+void ck_heap_retain_freed_memory(void);
+
 /// 1 when the AVX2+FMA build is in use.
 int ck_uses_avx2(void);
 

@@ -3,6 +3,7 @@ import Captioning
 import Dispatch
 import Foundation
 import NN
+import TensorCore
 import Vision
 
 /// `caption train --data DIR --out WEIGHTS_DIR [--resume] [--epochs N] [--batch-size B] [--scheduled-sampling …] …`
@@ -268,6 +269,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         Log.quiet = quiet
+        HeapPolicy.retainFreedMemory()  // every step allocates the same temporaries: reuse their pages
         let trainer: Trainer
         do {
             if resume {

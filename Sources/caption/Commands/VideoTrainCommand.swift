@@ -162,6 +162,7 @@ struct VideoTrainCommand: ParsableCommand {
 
     func run() throws {
         Log.quiet = quiet
+        HeapPolicy.retainFreedMemory()  // every step allocates the same temporaries: reuse their pages
         let checkpointPath = out + "/checkpoint.safetensors"
         var config = try modelConfig()
         var options = try trainingOptions()
