@@ -31,6 +31,13 @@ void ck_conv3x3_forward(int n, int c, int oc, int h, int w, const float *x, cons
 void ck_conv3x3_weight_gradient(int n, int c, int oc, int h, int w, const float *x, const float *dy, float *dw,
                                 float *db, float *scratch);
 
+/// The elementwise half of an LSTM step for `rows` rows (PyTorch's gate order i, f, g, o): `gates` (rows × 4H)
+/// holds the pre-activations on entry and σ(i), σ(f), tanh(g), σ(o) on exit; writes c' = f·c + i·g, tanh(c') and
+/// h' = o·tanh(c') (rows × H each). `previous_cell` NULL means c = 0. Vectorised exp and tanh, within a few ulp
+/// of libm's.
+void ck_lstm_pointwise_forward(int rows, int hidden, float *gates, const float *previous_cell, float *cell,
+                               float *tanh_cell, float *h);
+
 /// glibc: serve blocks of up to 32 MB from the heap instead of fresh mmaps, and never trim the heap, so freed
 /// memory is reused without page faults (see TensorCore's HeapPolicy). No effect with other C libraries.
 void ck_heap_retain_freed_memory(void);

@@ -1,9 +1,5 @@
+import CKernels
 import TensorCore
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif
 
 /// Long short-term memory cell (PyTorch `nn.LSTMCell`):
 ///
@@ -103,24 +99,12 @@ public struct LSTMCell: RecurrentCell {
 
     /// The elementwise part of a step for `rows` rows (all buffers dense):
     /// `gates` (rows×4H) holds the pre-activations on entry and i, f, g, o on exit; writes c', tanh(c'), h'
-    /// (rows×H each). `previousCell` nil means c = 0.
-    @inlinable
+    /// (rows×H each). `previousCell` nil means c = 0. Runs CKernels' vectorised kernel (libm's scalar expf and
+    /// tanhf made this part cost as much as the step's matrix product).
     public static func pointwiseForward(rows: Int, hidden hs: Int, gates: UnsafeMutablePointer<Float>,
                                         previousCell: UnsafePointer<Float>?, cell: UnsafeMutablePointer<Float>,
                                         tanhCell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows {
-            let gi = gates + r * 4 * hs, gf = gi + hs, gg = gf + hs, go = gg + hs
-            let c = cell + r * hs, tc = tanhCell + r * hs, h = hidden + r * hs
-            let cp = previousCell.map { $0 + r * hs }
-            for j in 0..<hs {
-                let i = 1 / (1 + expf(-gi[j])), f = 1 / (1 + expf(-gf[j]))
-                let g = tanhf(gg[j]), o = 1 / (1 + expf(-go[j]))
-                gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o
-                let cNew = f * (cp?[j] ?? 0) + i * g
-                let t = tanhf(cNew)
-                c[j] = cNew; tc[j] = t; h[j] = o * t
-            }
-        }
+        ck_lstm_pointwise_forward(Int32(rows), Int32(hs), gates, previousCell, cell, tanhCell, hidden)
     }
 
     /// Backward of `pointwiseForward`: from dL/dh' and dL/dc' (either may be nil = 0) to dL/d(pre-activation
