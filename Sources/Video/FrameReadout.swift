@@ -125,11 +125,11 @@ struct ConvFrameReadout {
                 Kernels.relu(fb.count, fb.baseAddress!, fb.baseAddress!)
             }
         }
-        let second = pixelShuffle2x(conv1.forward(first, p, relu: true))
+        let second = conv1.forwardPixelShuffled(first, p, relu: true)
         let logits = conv2.forward(second, p)
         let d = frameDimension, bias = UnsafePointer(p.value(frameBias))
         logits.withUnsafeBufferPointer { lb in
-            pixelShuffle2x(lb.baseAddress!, into: y, images: rows, channels: outChannels, height: 2 * q, width: 2 * q)
+            PixelShuffle.shuffle(lb.baseAddress!, into: y, images: rows, channels: outChannels, height: 2 * q, width: 2 * q)
         }
         for r in 0..<rows { Kernels.add(d, y + r * d, bias, y + r * d) }
         return Activations(first: first, second: second)
@@ -144,23 +144,16 @@ struct ConvFrameReadout {
             var scratch = [Float](repeating: 0, count: rows * frameDimension)
             a = forward(rows: rows, x, into: &scratch, p)
         }
-        let d = frameDimension, q = frameSize / 4, c = ConvFrameReadout.channels
+        let d = frameDimension, q = frameSize / 4
         Linear.accumulateColumnSums(rows: rows, columns: d, dy, ld: d, into: p.grad(frameBias))
-        // shuffle ← conv2 ← ReLU ← shuffle ← conv1 ← ReLU ← fc
+        // shuffle ← conv2 ← (ReLU ← shuffle ← conv1, fused) ← ReLU ← fc
         var dConv2 = Tensor(shape: [rows, 4 * outChannels, 2 * q, 2 * q], unsafeUninitialized: { _ in })
         dConv2.withUnsafeMutableBufferPointer {
-            pixelShuffle2x(dy, into: $0.baseAddress!, images: rows, channels: outChannels, height: 2 * q, width: 2 * q,
-                           inverse: true)
+            PixelShuffle.shuffle(dy, into: $0.baseAddress!, images: rows, channels: outChannels, height: 2 * q, width: 2 * q,
+                                 inverse: true)
         }
-        var dSecond = conv2.backward(dConv2, input: a.second, p)
-        reluBackwardInPlace(output: a.second, &dSecond)
-        var dConv1 = Tensor(shape: [rows, 4 * c, q, q], unsafeUninitialized: { _ in })
-        dSecond.withUnsafeBufferPointer { ds in
-            dConv1.withUnsafeMutableBufferPointer {
-                pixelShuffle2x(ds.baseAddress!, into: $0.baseAddress!, images: rows, channels: c, height: q, width: q, inverse: true)
-            }
-        }
-        var dFirst = conv1.backward(dConv1, input: a.first, p)
+        let dSecond = conv2.backward(dConv2, input: a.second, p)
+        var dFirst = conv1.backwardPixelShuffled(dSecond, input: a.first, reluOutput: a.second, p)
         reluBackwardInPlace(output: a.first, &dFirst)
         dFirst.withUnsafeBufferPointer { df in
             fc.accumulateGradients(rows: rows, dy: df.baseAddress!, input: x, p)
@@ -174,39 +167,6 @@ private func reluBackwardInPlace(output: Tensor, _ dy: inout Tensor) {
     output.withUnsafeBufferPointer { ob in
         dy.withUnsafeMutableBufferPointer { db in
             Kernels.reluBackward(db.count, ob.baseAddress!, db.baseAddress!, db.baseAddress!)
-        }
-    }
-}
-
-/// N × 4C × H × W → N × C × 2H × 2W (`nn.PixelShuffle(2)`): out[n, c, 2i + a, 2j + b] = in[n, 4c + 2a + b, i, j].
-func pixelShuffle2x(_ x: Tensor) -> Tensor {
-    let (n, c4, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    var y = Tensor(shape: [n, c4 / 4, 2 * h, 2 * w], unsafeUninitialized: { _ in })
-    x.withUnsafeBufferPointer { xb in
-        y.withUnsafeMutableBufferPointer {
-            pixelShuffle2x(xb.baseAddress!, into: $0.baseAddress!, images: n, channels: c4 / 4, height: h, width: w)
-        }
-    }
-    return y
-}
-
-/// `pixelShuffle2x` on raw buffers: `images` × 4·`channels` planes of height × width in, `images` × `channels`
-/// planes of 2·height × 2·width out, each output row interleaving two phase rows. `inverse` runs the inverse
-/// permutation (and so the backward): the 2·height × 2·width planes in `x`, the phase planes out in `y`.
-func pixelShuffle2x(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, images: Int, channels: Int,
-                    height h: Int, width w: Int, inverse: Bool = false) {
-    let plane = h * w
-    // Only the side that is `y` is written.
-    let phases = inverse ? y : UnsafeMutablePointer(mutating: x)
-    let frames = inverse ? UnsafeMutablePointer(mutating: x) : y
-    parallelFor(images * channels, minChunk: 16) { c in
-        for a in 0..<2 {
-            let even = phases + (4 * c + 2 * a) * plane, odd = even + plane
-            for i in 0..<h {
-                let row = frames + 4 * c * plane + (2 * i + a) * 2 * w, e = even + i * w, o = odd + i * w
-                if inverse { for j in 0..<w { e[j] = row[2 * j]; o[j] = row[2 * j + 1] } }
-                else { for j in 0..<w { row[2 * j] = e[j]; row[2 * j + 1] = o[j] } }
-            }
         }
     }
 }

@@ -134,6 +134,40 @@ final class ConvLayerTests: XCTestCase {
         }
     }
 
+    /// A convolution followed by PixelShuffle(2), fused into the image-parallel GEMM's epilogue and dY gather,
+    /// gives PyTorch's conv outputs and gradients shuffled; with ReLU, the same as the unfused layers.
+    func testPixelShuffledConvolutionMatchesPyTorch() throws {
+        let f = try S.fixture("conv.safetensors")
+        var checked = 0
+        for name in S.cases(f, having: "weight") {
+            var (conv, p) = try makeConv(f, name)
+            guard conv.outChannels % 4 == 0 else { continue }
+            let x = try f.tensor("\(name).x"), dy = try f.tensor("\(name).dy")
+            var reluResults: [(y: Tensor, dx: Tensor, dw: Tensor)] = []
+            for imageParallel in [true, false] {
+                conv.imageParallel = imageParallel
+                conv.winogradOverride = false
+                conv.directOverride = false
+                let label = "\(name) imageParallel=\(imageParallel)"
+                S.assertForward(conv.forwardPixelShuffled(x, p), PixelShuffle.forward(try f.tensor("\(name).y")), label)
+                p.zeroGrads()
+                let dx = conv.backwardPixelShuffled(PixelShuffle.forward(dy), input: x, reluOutput: nil, p)
+                S.assertGradient(dx, try f.tensor("\(name).dx"), label + " dx")
+                S.assertGradient(p.gradTensor(conv.weight), try f.tensor("\(name).dweight"), label + " dweight")
+                // Fused ReLU and its backward, against the unfused path.
+                let y = conv.forwardPixelShuffled(x, p, relu: true)
+                S.assertForward(y, PixelShuffle.forward(try f.tensor("\(name).y_relu")), label + " relu")
+                p.zeroGrads()
+                let dxRelu = conv.backwardPixelShuffled(PixelShuffle.forward(dy), input: x, reluOutput: y, p)
+                reluResults.append((y, dxRelu, p.gradTensor(conv.weight)))
+            }
+            S.assertGradient(reluResults[0].dx, reluResults[1].dx, name + " relu dx")
+            S.assertGradient(reluResults[0].dw, reluResults[1].dw, name + " relu dweight")
+            checked += 1
+        }
+        XCTAssertGreaterThanOrEqual(checked, 4)
+    }
+
     /// The direct kernels' portable build (what CPUs without AVX2+FMA, and arm64, run) gives PyTorch's results too.
     func testDirectKernelsPortableBuildMatchesPyTorch() throws {
         let f = try S.fixture("conv.safetensors")
