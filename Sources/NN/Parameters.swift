@@ -97,8 +97,14 @@ public final class Parameters {
         }
     }
 
-    /// Sets every gradient to zero.
-    public func zeroGrads() { grads.update(repeating: 0, count: count) }
+    /// Sets every gradient to zero (in parallel blocks: for a large model this is a pass over tens of MB).
+    public func zeroGrads() {
+        let grads = grads, count = count, workers = min(Threads.count, max(1, count >> 18))
+        parallelFor(workers) { w in
+            let lo = count * w / workers, hi = count * (w + 1) / workers
+            (grads + lo).update(repeating: 0, count: hi - lo)
+        }
+    }
 
     /// A copy of one parameter as a tensor.
     public func tensor(_ p: Param) -> Tensor {

@@ -4,11 +4,14 @@ import TensorCore
 public enum GradientClipping {
     /// The global L2 norm of all trainable gradients, √(Σ g²) (accumulated in Double).
     public static func globalNorm(_ params: Parameters) -> Float {
-        var total = 0.0
-        for p in params.layout.params where p.trainable {
-            total += Kernels.sumOfSquares(p.count, params.grad(p))
+        // Each tensor's sum on its own (in parallel), added up in layout order: the same result on any number
+        // of threads.
+        let trainable = params.layout.params.filter(\.trainable)
+        var sums = [Double](repeating: 0, count: trainable.count)
+        sums.withUnsafeMutableBufferPointer { out in
+            parallelFor(trainable.count) { i in out[i] = Kernels.sumOfSquares(trainable[i].count, params.grad(trainable[i])) }
         }
-        return Float(total.squareRoot())
+        return Float(sums.reduce(0, +).squareRoot())
     }
 
     /// Clip by global norm, as `torch.nn.utils.clip_grad_norm_`: g ← g · min(1, δ / (‖g‖ + 1e-6)).
