@@ -109,17 +109,35 @@ extension Conv2d {
 
     /// The epilogue of a shuffled forward for `images` images: plane `oc` of image j (row `oc` of `from`, columns
     /// j·P ..< (j+1)·P) + bias, ReLU'd when `relu`, written to image j of `to` at its pixel-shuffled positions.
+    /// Planes 4c + 2a and 4c + 2a + 1 interleave into the same output rows: both are read and each output row is
+    /// written once, sixteen floats at a time when the plane's width is a multiple of 8.
     private func shuffledEpilogue(_ g: Geometry, images: Int, from: UnsafePointer<Float>, ldFrom: Int,
                                   to: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, relu: Bool) {
         let (OC, P, oh, ow) = (outChannels, g.outPlane, g.oh, g.ow)
         for j in 0..<images {
-            for oc in 0..<OC {
-                let src = from + oc * ldFrom + j * P, image = to + j * OC * P, b = bias?[oc] ?? 0
+            for oc in Swift.stride(from: 0, to: OC, by: 2) {   // phases b = 0 (oc) and b = 1 (oc + 1)
+                let even = from + oc * ldFrom + j * P, odd = even + ldFrom
+                let bEven = bias?[oc] ?? 0, bOdd = bias?[oc + 1] ?? 0
+                let floor: Float = relu ? 0 : -.infinity
                 for i in 0..<oh {
-                    let row = image + PixelShuffle.shuffledOffset(channel: oc, i: i, j: 0, height: oh, width: ow)
-                    let s = src + i * ow
-                    if relu { for jj in 0..<ow { row[2 * jj] = max(s[jj] + b, 0) } }
-                    else { for jj in 0..<ow { row[2 * jj] = s[jj] + b } }
+                    let row = to + j * OC * P + PixelShuffle.shuffledOffset(channel: oc, i: i, j: 0, height: oh, width: ow)
+                    let e = even + i * ow, o = odd + i * ow
+                    var jj = 0
+                    if ow % 8 == 0 {
+                        while jj < ow {
+                            var v = SIMD16<Float>()
+                            v.evenHalf = UnsafeRawPointer(e + jj).loadUnaligned(as: SIMD8<Float>.self) + bEven
+                            v.oddHalf = UnsafeRawPointer(o + jj).loadUnaligned(as: SIMD8<Float>.self) + bOdd
+                            if relu { v.replace(with: 0, where: v .< 0) }
+                            UnsafeMutableRawPointer(row + 2 * jj).storeBytes(of: v, as: SIMD16<Float>.self)
+                            jj += 8
+                        }
+                    }
+                    while jj < ow {
+                        row[2 * jj] = max(e[jj] + bEven, floor)
+                        row[2 * jj + 1] = max(o[jj] + bOdd, floor)
+                        jj += 1
+                    }
                 }
             }
         }
@@ -127,19 +145,36 @@ extension Conv2d {
 
     /// The inverse of `shuffledEpilogue` for gradients: from `images` shuffled images in `from` into OC rows of
     /// `into` (image j at columns j·P ..< (j+1)·P, leading dimension `ld`), zero where `reluOutput` is not > 0.
+    /// Each shuffled row interleaves two planes' rows (phases b = 0, 1): it is read once and split in two, sixteen
+    /// floats at a time when the plane's width is a multiple of 8.
     private func gatherShuffled(_ g: Geometry, images: Int, from: UnsafePointer<Float>, reluOutput: UnsafePointer<Float>?,
                                 into: UnsafeMutablePointer<Float>, ld: Int) {
         let (OC, P, oh, ow) = (outChannels, g.outPlane, g.oh, g.ow)
         for j in 0..<images {
-            for oc in 0..<OC {
-                let dst = into + oc * ld + j * P
+            for oc in Swift.stride(from: 0, to: OC, by: 2) {   // oc = 4c + 2a (phase b = 0) and oc + 1 (b = 1)
+                let even = into + oc * ld + j * P, odd = even + ld
                 for i in 0..<oh {
                     let offset = j * OC * P + PixelShuffle.shuffledOffset(channel: oc, i: i, j: 0, height: oh, width: ow)
-                    let row = from + offset, d = dst + i * ow
-                    if let mask = reluOutput.map({ $0 + offset }) {
-                        for jj in 0..<ow { d[jj] = mask[2 * jj] > 0 ? row[2 * jj] : 0 }
-                    } else {
-                        for jj in 0..<ow { d[jj] = row[2 * jj] }
+                    let row = from + offset, mask = reluOutput.map { $0 + offset }
+                    let e = even + i * ow, o = odd + i * ow
+                    var jj = 0
+                    if ow % 8 == 0 {
+                        while jj < ow {
+                            var v = UnsafeRawPointer(row + 2 * jj).loadUnaligned(as: SIMD16<Float>.self)
+                            if let mask {
+                                let m = UnsafeRawPointer(mask + 2 * jj).loadUnaligned(as: SIMD16<Float>.self)
+                                v.replace(with: 0, where: .!(m .> 0))
+                            }
+                            UnsafeMutableRawPointer(e + jj).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                            UnsafeMutableRawPointer(o + jj).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+                            jj += 8
+                        }
+                    }
+                    while jj < ow {
+                        let keepEven = mask.map { $0[2 * jj] > 0 } ?? true, keepOdd = mask.map { $0[2 * jj + 1] > 0 } ?? true
+                        e[jj] = keepEven ? row[2 * jj] : 0
+                        o[jj] = keepOdd ? row[2 * jj + 1] : 0
+                        jj += 1
                     }
                 }
             }
