@@ -38,6 +38,13 @@ void ck_conv3x3_weight_gradient(int n, int c, int oc, int h, int w, const float 
 void ck_lstm_pointwise_forward(int rows, int hidden, float *gates, const float *previous_cell, float *cell,
                                float *tanh_cell, float *h);
 
+/// One Adam step (torch.optim.Adam's single-tensor formula) on `n` consecutive elements, per element:
+/// g ← grad + weight_decay·θ (when weight_decay ≠ 0); m ← m + (1−β1)·(g − m); v ← v·β2 + (1−β2)·g²;
+/// θ ← θ + (−step_size)·(m / (√v / sqrt_bc2 + eps)), with step_size = lr / (1 − β1ᵗ) and sqrt_bc2 = √(1 − β2ᵗ).
+/// The same IEEE operations in both builds (no FMA contraction), so the same bits.
+void ck_adam_update(long n, float *theta, const float *grad, float *m, float *v, float beta1, float beta2, float eps,
+                    float weight_decay, float step_size, float sqrt_bc2);
+
 /// glibc: serve blocks of up to 32 MB from the heap instead of fresh mmaps, and never trim the heap, so freed
 /// memory is reused without page faults (see TensorCore's HeapPolicy). No effect with other C libraries.
 void ck_heap_retain_freed_memory(void);

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+import CKernels
 import TensorCore
 
 /// Adam (Kingma & Ba 2015) with PyTorch's `torch.optim.Adam` semantics, over a model's flat buffers.
@@ -63,7 +69,7 @@ public final class Adam {
         let b1 = beta1, b2 = beta2, eps = eps, wd = weightDecay
         let values = params.values, grads = params.grads
         // The trainable ranges of the flat buffers with their step sizes, split evenly over the workers
-        // (the update is memory-bound: one pass over θ, g, m and v).
+        // (one pass over θ, g, m and v, vectorised in CKernels).
         let segments = params.layout.params.filter(\.trainable).map {
             (start: $0.offset, end: $0.offset + $0.count, stepSize: Float(Double(learningRate(for: $0)) / bc1))
         }
@@ -81,53 +87,14 @@ public final class Adam {
                         defer { position += length }
                         let lo = max(from, position), hi = min(to, position + length)
                         if lo >= hi { continue }
-                        // The same operation order as torch.optim.Adam's single-tensor path:
+                        // The same operation order as torch.optim.Adam's single-tensor path (see ck_adam_update):
                         // m.lerp_(g, 1−β1); v.mul_(β2).addcmul_(g, g, 1−β2);
-                        // denom = √v / √bc2 + ε; θ.addcdiv_(m, denom, −lr/bc1).
-                        // Eight lanes at a time (the same IEEE operations per element, so the same bits as the
-                        // scalar tail, wherever a range is cut), then the rest one by one.
-                        let stepSize = segment.stepSize
-                        let end = segment.start + hi - position
-                        var i = segment.start + lo - position
-                        while i + 8 <= end {
-                            let theta = load8(values + i)
-                            var g = load8(grads + i)
-                            if wd != 0 { g += wd * theta }
-                            var m = load8(mp + i), v = load8(vp + i)
-                            m += (1 - b1) * (g - m)
-                            v = v * b2 + (1 - b2) * (g * g)
-                            let denom = v.squareRoot() / sqrtBC2 + eps
-                            store8(m, mp + i)
-                            store8(v, vp + i)
-                            store8(theta + -stepSize * (m / denom), values + i)
-                            i += 8
-                        }
-                        while i < end {
-                            var g = grads[i]
-                            if wd != 0 { g += wd * values[i] }
-                            mp[i] += (1 - b1) * (g - mp[i])
-                            vp[i] = vp[i] * b2 + (1 - b2) * (g * g)
-                            let denom = vp[i].squareRoot() / sqrtBC2 + eps
-                            values[i] += -stepSize * (mp[i] / denom)
-                            i += 1
-                        }
+                        // denom = √v / √bc2 + ε; θ.addcdiv_(m, denom, −lr/bc1). The same bits wherever a range is cut.
+                        let i = segment.start + lo - position
+                        ck_adam_update(hi - lo, values + i, grads + i, mp + i, vp + i, b1, b2, eps, wd, segment.stepSize, sqrtBC2)
                     }
                 }
             }
         }
     }
-}
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif
-
-@inline(__always) private func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
