@@ -58,16 +58,32 @@ public enum Kernels {
 
     // MARK: Reductions
 
+    /// Σ x, accumulated in Double (so long reductions stay close to PyTorch's) in eight interleaved partial
+    /// sums (one chain would be bound by the adds' latency), added up at the end.
     @inlinable public static func sum(_ n: Int, _ x: UnsafePointer<Float>) -> Float {
-        // Pairwise-ish: accumulate in Double so long reductions stay close to PyTorch's.
-        var s = 0.0
-        for i in 0..<n { s += Double(x[i]) }
+        var lanes = SIMD8<Double>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            lanes += SIMD8<Double>(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
+            i += 8
+        }
+        var s = lanes.sum()
+        while i < n { s += Double(x[i]); i += 1 }
         return Float(s)
     }
 
+    /// Σ a·b, in Double, in eight partial sums like `sum`.
     @inlinable public static func dot(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> Float {
-        var s = 0.0
-        for i in 0..<n { s += Double(a[i]) * Double(b[i]) }
+        var lanes = SIMD8<Double>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let u = SIMD8<Double>(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self))
+            let v = SIMD8<Double>(UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self))
+            lanes += u * v
+            i += 8
+        }
+        var s = lanes.sum()
+        while i < n { s += Double(a[i]) * Double(b[i]); i += 1 }
         return Float(s)
     }
 
