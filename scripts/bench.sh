@@ -101,12 +101,18 @@ for s in "${sections[@]}"; do
         # The video autoencoder's training step (forward, BCE, backward, clip by norm, Adam) at weights/video's
         # size, 16 sequences of 20 64×64 frames, against the same model in PyTorch (scripts/video_reference.py),
         # at 1 thread and at $THREADS; then the same with linear readouts (model "linear", the previous shipped model).
+        # Last, the shipped model at $THREADS with PyTorch given the heap policy our training sets for itself
+        # (HeapPolicy.retainFreedMemory: glibc reuses freed blocks up to 32 MB instead of mapping fresh pages),
+        # through glibc's environment variables: the comparison without that advantage of ours.
         for model in shipped linear; do
             for t in $(printf '%s\n' 1 "$THREADS" | sort -un); do
                 run ours env CAPTION_THREADS=$t OPENBLAS_NUM_THREADS=$t "$BENCH" video --model $model --batch 16 --label train-t$t
                 run reference env OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t "$PY" scripts/bench_reference.py video --model $model --batch 16 --label train-t$t
             done
-        done ;;
+        done
+        run ours "$BENCH" video --model shipped --batch 16 --label train-t$THREADS-same-heap
+        run reference env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483647 \
+            "$PY" scripts/bench_reference.py video --model shipped --batch 16 --label train-t$THREADS-same-heap ;;
     batch)
         # `caption batch` over 1,000 synthetic scenes (caption synth shapes) with the shipped model ($BATCH_WEIGHTS,
         # default weights/), timed from the command line as a user runs it (process start and model load included),

@@ -24,11 +24,11 @@ func benchVideo(_ args: [String]) {
         case "--label": label = args[i + 1]; i += 2
         default:
             let kv = args[i].split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2 else { fatalError("caption-bench video: unknown argument \(args[i])") }
+            guard kv.count == 2 else { videoBenchUsage("unknown argument \(args[i])") }
             overrides[kv[0]] = kv[1]; i += 1
         }
     }
-    guard var config = videoBenchPresets[model] else { fatalError("caption-bench video: unknown model \(model)") }
+    guard var config = videoBenchPresets[model] else { videoBenchUsage("unknown model \(model)") }
     for (key, value) in overrides {
         switch key {
         case "hidden": config.hiddenSize = Int(value)!
@@ -39,7 +39,7 @@ func benchVideo(_ args: [String]) {
         case "future": config.future = VideoModelConfig.DecoderKind(rawValue: value)!
         case "bidirectional": config.bidirectional = value == "1" || value == "true"
         case "readout": config.readout = VideoModelConfig.ReadoutKind(rawValue: value)!
-        default: fatalError("caption-bench video: unknown override \(key)")
+        default: videoBenchUsage("unknown override \(key)")
         }
     }
     let autoencoder = try! VideoAutoencoder(config: config)
@@ -60,6 +60,17 @@ func benchVideo(_ args: [String]) {
     }
     emit(["bench": "video_train", "model": model, "mode": label, "batch": batch, "threads": Threads.count,
           "parameters": autoencoder.parameterCount, "seconds_per_step": best, "sequences_per_s": Double(batch) / best])
+}
+
+/// Prints what was wrong and the usage line, and exits with status 2.
+private func videoBenchUsage(_ problem: String) -> Never {
+    FileHandle.standardError.write(Data("""
+        caption-bench video: \(problem)
+        usage: caption-bench video [--model \(videoBenchPresets.keys.sorted().joined(separator: "|"))] [--batch B] [--steps N] \
+        [--repeats R] [--label L] [hidden=|embedding=|layers=|cell=|reconstruction=|future=|bidirectional=|readout=VALUE ...]
+
+        """.utf8))
+    exit(2)
 }
 
 /// The benchmarked configurations: `shipped` is weights/video's architecture (H = 512, E = 256, convolutional
