@@ -2,23 +2,10 @@
 // and one a square root, so at baseline SSE2 width it is bound by the divider rather than by memory; eight lanes
 // (AVX2) halve that. Contraction into FMAs is off: every element gets exactly the operations, in the order, of
 // the scalar formula (and of torch.optim.Adam), whichever build runs.
-#include "ckernels.h"
-#include <math.h>
-#include <string.h>
-
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float v8 __attribute__((vector_size(32)));
-
-#define INLINE static inline __attribute__((always_inline))
+#include "vector.h"
 
 #define ADAM(NAME, ATTR)                                                                                          \
-    ATTR INLINE v8 NAME##_load(const float *p) {                                                                  \
-        v8 v;                                                                                                     \
-        memcpy(&v, p, sizeof v);                                                                                  \
-        return v;                                                                                                 \
-    }                                                                                                             \
-    ATTR INLINE void NAME##_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }                                    \
+    V8_HELPERS(NAME, ATTR)                                                                                        \
     ATTR static void NAME(long n, float *theta, const float *grad, float *m, float *v, float beta1, float beta2,  \
                           float eps, float weight_decay, float step_size, float sqrt_bc2) {                       \
         _Pragma("clang fp contract(off)")                                                                         \
@@ -49,18 +36,12 @@ typedef float v8 __attribute__((vector_size(32)));
     }
 
 ADAM(adam_generic, )
-
-#if defined(__x86_64__) || defined(__i386__)
-ADAM(adam_avx2, __attribute__((target("avx2,fma"))))
+#ifdef CK_X86
+ADAM(adam_avx2, CK_AVX2)
 #endif
 
 void ck_adam_update(long n, float *theta, const float *grad, float *m, float *v, float beta1, float beta2, float eps,
                     float weight_decay, float step_size, float sqrt_bc2) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (ck_uses_avx2()) {
-        adam_avx2(n, theta, grad, m, v, beta1, beta2, eps, weight_decay, step_size, sqrt_bc2);
-        return;
-    }
-#endif
-    adam_generic(n, theta, grad, m, v, beta1, beta2, eps, weight_decay, step_size, sqrt_bc2);
+    CK_DISPATCH(ck_uses_avx2(), adam_avx2, adam_generic, n, theta, grad, m, v, beta1, beta2, eps, weight_decay,
+                step_size, sqrt_bc2);
 }

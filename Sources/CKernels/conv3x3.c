@@ -2,14 +2,7 @@
 // where an im2col matrix nine times the input's size costs more to write and re-read than the arithmetic it
 // feeds (a frame decoder's 16 → 4 convolution at 32×32). See ckernels.h. Like linear_rows.c: one body,
 // instantiated for AVX2+FMA (chosen at run time) and for the baseline, GCC/Clang vector extensions only.
-#include "ckernels.h"
-#include <string.h>
-
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float v8 __attribute__((vector_size(32)));
-
-#define INLINE static inline __attribute__((always_inline))
+#include "vector.h"
 
 /// The family compiled with ATTR. Planes are padded into `pad` (c × (h+2) × (w+2), zero border) one image at a
 /// time, so every tap of every output row is an unaligned 8-float load without bounds checks.
@@ -19,15 +12,7 @@ typedef float v8 __attribute__((vector_size(32)));
 /// - wgrad: for one input channel and kernel row, RO output channels × the three kernel columns, 12
 ///   accumulators over the whole plane; every load feeds three or four FMAs.
 #define CONV3X3(NAME, ATTR)                                                                                       \
-    ATTR INLINE v8 NAME##_load(const float *p) {                                                                  \
-        v8 v;                                                                                                     \
-        memcpy(&v, p, sizeof v);                                                                                  \
-        return v;                                                                                                 \
-    }                                                                                                             \
-    ATTR INLINE void NAME##_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }                                    \
-    ATTR INLINE float NAME##_hsum(v8 v) {                                                                         \
-        return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));                                 \
-    }                                                                                                             \
+    V8_HELPERS(NAME, ATTR)                                                                                        \
     ATTR INLINE void NAME##_pad(int c, int h, int w, const float *x, float *pad) {                                \
         const int pw = w + 2;                                                                                     \
         memset(pad, 0, sizeof(float) * (size_t)c * (h + 2) * pw);                                                 \
@@ -125,29 +110,18 @@ typedef float v8 __attribute__((vector_size(32)));
     }
 
 CONV3X3(conv3x3_generic, )
-
-#if defined(__x86_64__) || defined(__i386__)
-CONV3X3(conv3x3_avx2, __attribute__((target("avx2,fma"))))
+#ifdef CK_X86
+CONV3X3(conv3x3_avx2, CK_AVX2)
 #endif
 
 void ck_conv3x3_forward(int n, int c, int oc, int h, int w, const float *x, const float *weight,
                         const float *bias, float *y, float *scratch) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (ck_uses_avx2()) {
-        conv3x3_avx2_forward(n, c, oc, h, w, x, weight, bias, y, scratch);
-        return;
-    }
-#endif
-    conv3x3_generic_forward(n, c, oc, h, w, x, weight, bias, y, scratch);
+    CK_DISPATCH(ck_uses_avx2(), conv3x3_avx2_forward, conv3x3_generic_forward, n, c, oc, h, w, x, weight, bias, y,
+                scratch);
 }
 
 void ck_conv3x3_weight_gradient(int n, int c, int oc, int h, int w, const float *x, const float *dy, float *dw,
                                 float *db, float *scratch) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (ck_uses_avx2()) {
-        conv3x3_avx2_weight_gradient(n, c, oc, h, w, x, dy, dw, db, scratch);
-        return;
-    }
-#endif
-    conv3x3_generic_weight_gradient(n, c, oc, h, w, x, dy, dw, db, scratch);
+    CK_DISPATCH(ck_uses_avx2(), conv3x3_avx2_weight_gradient, conv3x3_generic_weight_gradient, n, c, oc, h, w, x, dy,
+                dw, db, scratch);
 }

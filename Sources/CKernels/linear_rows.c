@@ -1,16 +1,9 @@
 // ck_linear_rows: y = x·Wᵀ + b for a few rows (see ckernels.h), with float or IEEE-half weights. One body,
 // instantiated per weight type and CPU target: AVX2+FMA (+F16C for halves), chosen at run time, and the baseline.
 // GCC/Clang vector extensions keep it free of intrinsics, except the F16C widening.
-#include "ckernels.h"
-#include <string.h>
+#include "vector.h"
 
-// The helpers below pass 32-byte vectors by value; they are always inlined, so no call ever uses that ABI.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float v8 __attribute__((vector_size(32)));
 typedef short v8h __attribute__((vector_size(16)));
-
-#define INLINE static inline __attribute__((always_inline))
 
 /// IEEE half → float, exactly (normals, subnormals, ±0, inf, NaN).
 INLINE float half_to_float(uint16_t h) {
@@ -28,7 +21,7 @@ INLINE float half_to_float(uint16_t h) {
     return f;
 }
 
-#define LOAD8_FLOAT(NAME, p) NAME##_load8(p)
+#define LOAD8_FLOAT(NAME, p) NAME##_load(p)
 #define LOAD8_HALF(NAME, p) load8_half(p)
 #define LOAD8_F16C(NAME, p) load8_f16c(p)
 
@@ -53,14 +46,7 @@ INLINE float scalar_half(const uint16_t *w) { return half_to_float(*w); }
 ///   weights, and eight independent FMA chains keep enough loads in flight to do that at memory speed (with
 ///   four, a greedy decoding step took about 10 % longer on Zen 5).
 #define LINEAR_ROWS(NAME, ATTR, WT, LOAD8W, LOAD1W)                                                              \
-    ATTR INLINE v8 NAME##_load8(const float *p) {                                                                 \
-        v8 v;                                                                                                     \
-        memcpy(&v, p, sizeof v);                                                                                  \
-        return v;                                                                                                 \
-    }                                                                                                             \
-    ATTR INLINE float NAME##_hsum(v8 v) {                                                                         \
-        return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));                                 \
-    }                                                                                                             \
+    V8_HELPERS(NAME, ATTR)                                                                                        \
     ATTR INLINE void NAME##_tile(const int RW, const int RX, int k, const float *x, int ldx, const WT *w, int j,  \
                                  int n, const float *bias, float *y, int ldy, int accumulate) {                   \
         const int k8 = k & ~7, valid = n - j < RW ? n - j : RW;                                                   \
@@ -72,7 +58,7 @@ INLINE float scalar_half(const uint16_t *w) { return half_to_float(*w); }
         for (int a = 0; a < RW; a++) for (int b = 0; b < RX; b++) acc[a][b] = (v8){0};                           \
         for (int i = 0; i < k8; i += 8) {                                                                         \
             v8 xv[4];                                                                                             \
-            for (int b = 0; b < RX; b++) xv[b] = NAME##_load8(xr[b] + i);                                                \
+            for (int b = 0; b < RX; b++) xv[b] = NAME##_load(xr[b] + i);                                                \
             for (int a = 0; a < RW; a++) {                                                                        \
                 v8 wv = LOAD8W(NAME, wr[a] + i);                                                                        \
                 for (int b = 0; b < RX; b++) acc[a][b] += wv * xv[b];                                             \
@@ -109,8 +95,7 @@ INLINE float scalar_half(const uint16_t *w) { return half_to_float(*w); }
 LINEAR_ROWS(linear_rows_generic, , float, LOAD8_FLOAT, scalar_float)
 LINEAR_ROWS(linear_rows_f16_generic, , uint16_t, LOAD8_HALF, scalar_half)
 
-#if defined(__x86_64__) || defined(__i386__)
-#define AVX2 __attribute__((target("avx2,fma")))
+#ifdef CK_X86
 #define AVX2_F16C __attribute__((target("avx2,fma,f16c")))
 
 AVX2_F16C INLINE v8 load8_f16c(const uint16_t *h) {
@@ -119,7 +104,7 @@ AVX2_F16C INLINE v8 load8_f16c(const uint16_t *h) {
     return (v8)__builtin_ia32_vcvtph2ps256(packed);
 }
 
-LINEAR_ROWS(linear_rows_avx2, AVX2, float, LOAD8_FLOAT, scalar_float)
+LINEAR_ROWS(linear_rows_avx2, CK_AVX2, float, LOAD8_FLOAT, scalar_float)
 LINEAR_ROWS(linear_rows_f16_avx2, AVX2_F16C, uint16_t, LOAD8_F16C, scalar_half)
 
 static int avx2_state = -1, f16c_state = -1, avx2_allowed = 1;
@@ -137,7 +122,6 @@ static int uses_f16c(void) { return ck_uses_avx2() && f16c_state; }
 #else
 static int avx2_allowed = 1;
 int ck_uses_avx2(void) { return 0; }
-static int uses_f16c(void) { return 0; }
 #endif
 
 int ck_allow_avx2(int allow) {
@@ -147,22 +131,11 @@ int ck_allow_avx2(int allow) {
 
 void ck_linear_rows(int m, int n, int k, const float *x, int ldx, const float *w, const float *bias,
                     float *y, int ldy, int accumulate) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (ck_uses_avx2()) {
-        linear_rows_avx2(m, n, k, x, ldx, w, bias, y, ldy, accumulate);
-        return;
-    }
-#endif
-    linear_rows_generic(m, n, k, x, ldx, w, bias, y, ldy, accumulate);
+    CK_DISPATCH(ck_uses_avx2(), linear_rows_avx2, linear_rows_generic, m, n, k, x, ldx, w, bias, y, ldy, accumulate);
 }
 
 void ck_linear_rows_f16(int m, int n, int k, const float *x, int ldx, const uint16_t *w, const float *bias,
                         float *y, int ldy, int accumulate) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (uses_f16c()) {
-        linear_rows_f16_avx2(m, n, k, x, ldx, w, bias, y, ldy, accumulate);
-        return;
-    }
-#endif
-    linear_rows_f16_generic(m, n, k, x, ldx, w, bias, y, ldy, accumulate);
+    CK_DISPATCH(uses_f16c(), linear_rows_f16_avx2, linear_rows_f16_generic, m, n, k, x, ldx, w, bias, y, ldy,
+                accumulate);
 }

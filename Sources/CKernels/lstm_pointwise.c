@@ -6,23 +6,10 @@
 // |r| ≤ ln2/2 (the Cephes coefficients), scaled by 2^n through the exponent bits; within 2 ulp on [−87, 88].
 // tanh: an odd polynomial below |x| = 0.625 (Cephes), where 1 − 2/(e^{2x} + 1) would lose relative accuracy,
 // and that formula above it.
-#include "ckernels.h"
-#include <string.h>
-
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-
-#define INLINE static inline __attribute__((always_inline))
+#include "vector.h"
 
 #define LSTM_POINTWISE(NAME, ATTR)                                                                                \
-    ATTR INLINE v8 NAME##_load(const float *p) {                                                                  \
-        v8 v;                                                                                                     \
-        memcpy(&v, p, sizeof v);                                                                                  \
-        return v;                                                                                                 \
-    }                                                                                                             \
-    ATTR INLINE void NAME##_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }                                    \
+    V8_HELPERS(NAME, ATTR)                                                                                        \
     ATTR INLINE v8 NAME##_select(v8i mask, v8 a, v8 b) { return (v8)((mask & (v8i)a) | (~mask & (v8i)b)); }      \
     ATTR INLINE v8 NAME##_exp(v8 x) {                                                                             \
         const v8 hi = (v8){0} + 88.3762626647949f, lo = (v8){0} - 87.3365447504f;                                \
@@ -112,18 +99,12 @@ typedef int v8i __attribute__((vector_size(32)));
     }
 
 LSTM_POINTWISE(lstm_pointwise_generic, )
-
-#if defined(__x86_64__) || defined(__i386__)
-LSTM_POINTWISE(lstm_pointwise_avx2, __attribute__((target("avx2,fma"))))
+#ifdef CK_X86
+LSTM_POINTWISE(lstm_pointwise_avx2, CK_AVX2)
 #endif
 
 void ck_lstm_pointwise_forward(int rows, int hidden, float *gates, const float *previous_cell, float *cell,
                                float *tanh_cell, float *h) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (ck_uses_avx2()) {
-        lstm_pointwise_avx2(rows, hidden, gates, previous_cell, cell, tanh_cell, h);
-        return;
-    }
-#endif
-    lstm_pointwise_generic(rows, hidden, gates, previous_cell, cell, tanh_cell, h);
+    CK_DISPATCH(ck_uses_avx2(), lstm_pointwise_avx2, lstm_pointwise_generic, rows, hidden, gates, previous_cell, cell,
+                tanh_cell, h);
 }

@@ -309,12 +309,8 @@ public struct Conv2d {
             var dx: Tensor? = computeInputGradient ? Tensor(shape: x.shape, unsafeUninitialized: { _ in }) : nil
             x.withUnsafeBufferPointer { xb in
                 dy.withUnsafeBufferPointer { dyb in
-                    if dx == nil {
-                        backwardDirect(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: nil, p, workspace: ws)
-                    } else {
-                        dx!.withUnsafeMutableBufferPointer {
-                            backwardDirect(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: $0.baseAddress!, p, workspace: ws)
-                        }
+                    withOptionalMutablePointer(&dx) {
+                        backwardDirect(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: $0, p, workspace: ws)
                     }
                 }
             }
@@ -326,13 +322,8 @@ public struct Conv2d {
         if usesImageParallel {
             x.withUnsafeBufferPointer { xb in
                 dy.withUnsafeBufferPointer { dyb in
-                    if dx == nil {
-                        backwardImageParallel(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: nil, p, workspace: ws)
-                    } else {
-                        dx!.withUnsafeMutableBufferPointer {
-                            backwardImageParallel(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: $0.baseAddress!, p,
-                                                  workspace: ws)
-                        }
+                    withOptionalMutablePointer(&dx) {
+                        backwardImageParallel(g, x: xb.baseAddress!, dy: dyb.baseAddress!, dx: $0, p, workspace: ws)
                     }
                 }
             }

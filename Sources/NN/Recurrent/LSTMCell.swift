@@ -140,3 +140,9 @@ func withOptionalPointer<R>(_ t: Tensor?, _ body: (UnsafePointer<Float>?) -> R) 
     guard let t else { return body(nil) }
     return t.withUnsafeBufferPointer { body($0.baseAddress) }
 }
+
+/// Calls `body` with the tensor's mutable base address, or nil for a nil tensor.
+func withOptionalMutablePointer<R>(_ t: inout Tensor?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
+    guard t != nil else { return body(nil) }
+    return t!.withUnsafeMutableBufferPointer { body($0.baseAddress) }
+}
