@@ -154,19 +154,10 @@ struct ConvFrameReadout {
         }
         let dSecond = conv2.backward(dConv2, input: a.second, p)
         var dFirst = conv1.backwardPixelShuffled(dSecond, input: a.first, reluOutput: a.second, p)
-        reluBackwardInPlace(output: a.first, &dFirst)
+        ReLU().backward(inPlace: &dFirst, output: a.first)
         dFirst.withUnsafeBufferPointer { df in
             fc.accumulateGradients(rows: rows, dy: df.baseAddress!, input: x, p)
             fc.backwardInput(rows: rows, dy: df.baseAddress!, into: dx, p)
-        }
-    }
-}
-
-/// `dy ← dy` where `output > 0`, else 0 (ReLU's backward from its output).
-private func reluBackwardInPlace(output: Tensor, _ dy: inout Tensor) {
-    output.withUnsafeBufferPointer { ob in
-        dy.withUnsafeMutableBufferPointer { db in
-            Kernels.reluBackward(db.count, ob.baseAddress!, db.baseAddress!, db.baseAddress!)
         }
     }
 }

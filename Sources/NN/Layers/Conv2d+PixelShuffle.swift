@@ -34,11 +34,7 @@ extension Conv2d {
         if let reluOutput { precondition(reluOutput.shape == dy.shape) }
         guard usesImageParallel && !usesDirect(g) else {
             var d = dy
-            if let reluOutput {
-                reluOutput.withUnsafeBufferPointer { ob in
-                    d.withUnsafeMutableBufferPointer { Kernels.reluBackward($0.count, ob.baseAddress!, $0.baseAddress!, $0.baseAddress!) }
-                }
-            }
+            if let reluOutput { ReLU().backward(inPlace: &d, output: reluOutput) }
             var unshuffled = Tensor(shape: [g.n, outChannels, g.oh, g.ow], unsafeUninitialized: { _ in })
             d.withUnsafeBufferPointer { db in
                 unshuffled.withUnsafeMutableBufferPointer {
