@@ -1,59 +1,95 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Module map (see README "Architecture"):
+// Module map, in data-flow order (see README "Architecture"). Every arrow points down this list.
 //   CImageIO, COpenBLAS  — C shims: libjpeg-turbo/libpng decoding with C-side error handling; cblas.h
 //   CKernels             — hand-vectorised C kernels with run-time CPU dispatch (AVX2+FMA when present), heap policy
-//   TensorCore           — Float32 tensors, SGEMM, kernels, RNG, threading, safetensors
+//   CaptionSupport       — Foundation only: the one error type (file + problem), the JSON reader and writer, file writes
+//   TensorCore           — Float32 tensors, SGEMM, kernels, RNG, threading, prefetch pipeline, half floats, safetensors
 //   Imaging              — decoded RGB8 images, format sniffing, Pillow-exact resize, normalisation, PNG out
-//   NN                   — layers as forward/backward pairs, losses, optimisers
+//   NN                   — layers as forward/backward pairs, losses, optimisers, parameter store
 //   Vision               — CNN encoders (ResNet, VGG, compact) and their weight loading
+//   CaptionData          — Foundation only: COCO / Karpathy caption files, results files, annotated images
+//   CaptionMetrics       — Foundation only: BLEU, ROUGE-L, CIDEr-D as pycocoevalcap computes them
+//   SyntheticWorld       — the shapes world: scenes, their true captions, rendering, COCO-style folders
+//   Captioning           — vocabulary, attention decoder, greedy and beam search, attention figures, `Captioner`
+//   CaptionTraining      — datasets, the trainer (teacher forcing, scheduled sampling), checkpoints, evaluation
+//   BatchCaptioning      — `caption batch`: folder walk, decode/encode/search pipeline, resumable output
 //   Video                — frame sequences, moving-objects generator, LSTM video autoencoder and its trainer
 //   caption              — the command-line tool (argument parsing only)
-let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+//   caption-bench        — the Swift half of scripts/bench.sh
+//
+// No target carries unsafe flags, so every library product can be used by another package through a version.
 
 let package = Package(
     name: "caption",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "caption", targets: ["caption"]),
-        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "Captioning", targets: ["Captioning"]),
+        .library(name: "CaptionTraining", targets: ["CaptionTraining"]),
+        .library(name: "CaptionMetrics", targets: ["CaptionMetrics"]),
+        .library(name: "SyntheticWorld", targets: ["SyntheticWorld"]),
+        .library(name: "BatchCaptioning", targets: ["BatchCaptioning"]),
+        .library(name: "Video", targets: ["Video"]),
+        .library(name: "Vision", targets: ["Vision"]),
         .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "TensorCore", targets: ["TensorCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .target(name: "CImageIO", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
+        .target(name: "CKernels"),
+        .target(name: "CaptionSupport"),
+        .target(name: "TensorCore", dependencies: ["CaptionSupport", "COpenBLAS", "CKernels"]),
+        .target(name: "Imaging", dependencies: ["CaptionSupport", "CImageIO", "TensorCore"]),
+        .target(name: "NN", dependencies: ["TensorCore", "CKernels"]),
+        .target(name: "Vision", dependencies: ["CaptionSupport", "NN", "TensorCore", "Imaging"]),
+        .target(name: "CaptionData", dependencies: ["CaptionSupport"]),
+        .target(name: "CaptionMetrics", dependencies: ["CaptionSupport", "CaptionData"]),
+        .target(name: "SyntheticWorld", dependencies: ["CaptionSupport", "CaptionData", "TensorCore", "Imaging"]),
         .target(
-            name: "CImageIO",
-            path: "Sources/CImageIO",
-            cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]
+            name: "Captioning",
+            dependencies: ["CaptionSupport", "CaptionData", "TensorCore", "Imaging", "NN", "Vision", "CKernels"]
         ),
-        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=fast"])]),
-        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: optimise),
-        .target(name: "Imaging", dependencies: ["CImageIO", "TensorCore"], swiftSettings: optimise),
-        .target(name: "NN", dependencies: ["TensorCore", "CKernels"], swiftSettings: optimise),
-        .target(name: "Video", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
-        .target(name: "Vision", dependencies: ["NN", "TensorCore", "Imaging"], swiftSettings: optimise),
-        .target(name: "Captioning", dependencies: ["NN", "TensorCore", "Imaging", "Vision", "CKernels"], swiftSettings: optimise),
+        .target(
+            name: "CaptionTraining",
+            dependencies: [
+                "CaptionSupport", "CaptionData", "CaptionMetrics", "SyntheticWorld", "TensorCore", "Imaging", "NN",
+                "Vision", "Captioning",
+            ]
+        ),
+        .target(name: "BatchCaptioning", dependencies: ["CaptionSupport", "TensorCore", "Imaging", "Captioning"]),
+        .target(name: "Video", dependencies: ["CaptionSupport", "NN", "TensorCore", "Imaging"]),
         .executableTarget(
             name: "caption",
             dependencies: [
-                "TensorCore", "Imaging", "Captioning", "Vision", "Video",
+                "CaptionSupport", "TensorCore", "Imaging", "Vision", "CaptionData", "CaptionMetrics", "SyntheticWorld",
+                "Captioning", "CaptionTraining", "BatchCaptioning", "Video",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: optimise
+            ]
         ),
-        .executableTarget(name: "caption-bench", dependencies: ["TensorCore", "Imaging", "NN", "Vision", "Video", "Captioning"], path: "Sources/Bench", swiftSettings: optimise),
-        .testTarget(name: "VideoTests", dependencies: ["Video", "NN", "TensorCore", "Imaging", "TestSupport"]),
+        .executableTarget(
+            name: "caption-bench",
+            dependencies: ["TensorCore", "Imaging", "NN", "Vision", "Video", "Captioning", "CaptionTraining"],
+            path: "Sources/Bench"
+        ),
         .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "CKernels", "TestSupport"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision", "NN", "Imaging", "TensorCore", "TestSupport"]),
-        .testTarget(name: "CaptioningTests", dependencies: ["Captioning", "NN", "TensorCore", "Imaging", "Vision", "TestSupport"]),
+        .testTarget(name: "VideoTests", dependencies: ["Video", "NN", "TensorCore", "Imaging", "TestSupport"]),
+        .testTarget(
+            name: "CaptioningTests",
+            dependencies: [
+                "CaptionSupport", "CaptionData", "CaptionMetrics", "SyntheticWorld", "Captioning", "CaptionTraining",
+                "BatchCaptioning", "NN", "TensorCore", "Imaging", "Vision", "TestSupport",
+            ]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

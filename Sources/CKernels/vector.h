@@ -9,6 +9,10 @@
 // The helpers pass 32-byte vectors by value; they are always inlined, so no call ever uses that ABI.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+// Multiply-adds fuse across statements wherever the target has FMA (the package sets no compiler flags, so
+// the kernels ask for it here); adam.c turns contraction off in its own scope to match PyTorch bit for bit.
+#pragma clang fp contract(fast)
+
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
 

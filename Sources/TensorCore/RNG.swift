@@ -86,3 +86,12 @@ extension Tensor {
         return t
     }
 }
+
+/// SplitMix64's output function: a bijective 64-bit mixer, for deriving independent seeds from a
+/// seed and an index (epoch orders, per-sample streams, scene seeds).
+public func mix64(_ value: UInt64) -> UInt64 {
+    var z = value
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}

@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,10 @@
+import BatchCaptioning
+import CaptionData
+import CaptionMetrics
+import CaptionSupport
+import CaptionTraining
 import Captioning
+import SyntheticWorld
 import Foundation
 import Imaging
 import TensorCore

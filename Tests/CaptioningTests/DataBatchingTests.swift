@@ -1,4 +1,10 @@
+import BatchCaptioning
+import CaptionData
+import CaptionMetrics
+import CaptionSupport
+import CaptionTraining
 import Captioning
+import SyntheticWorld
 import XCTest
 
 final class DataBatchingTests: XCTestCase {

@@ -1,8 +1,14 @@
+import BatchCaptioning
+import CaptionData
+import CaptionMetrics
+import CaptionSupport
+import CaptionTraining
 import Captioning
+import SyntheticWorld
 import Foundation
 import XCTest
 
-/// Every defect of an annotation or results file is one `DataError` line naming the file and entry.
+/// Every defect of an annotation or results file is one `CaptionError` line naming the file and entry.
 final class DataValidationTests: XCTestCase {
     var directory: URL!
 
@@ -19,7 +25,7 @@ final class DataValidationTests: XCTestCase {
     func cocoError(_ json: String) -> String {
         let path = directory.appendingPathComponent("captions_train.json").path
         _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
-        do { _ = try COCOCaptionsFile.load(path); return "loaded" } catch let error as DataError {
+        do { _ = try COCOCaptionsFile.load(path); return "loaded" } catch let error as CaptionError {
             XCTAssertEqual(error.file, path)
             return "F: " + error.problem
         } catch { return "unexpected \(error)" }
@@ -103,13 +109,13 @@ final class DataValidationTests: XCTestCase {
         let hyps = directory.appendingPathComponent("results.json").path
         _ = FileManager.default.createFile(atPath: refs, contents: Data("{\"images\": [\(image)], \"annotations\": [{\"image_id\": 1, \"caption\": \"a dog\"}]}".utf8))
         _ = FileManager.default.createFile(atPath: hyps, contents: Data("[{\"image_id\": 1, \"caption\": \"a dog\"}, {\"image_id\": 8, \"caption\": \"x\"}]".utf8))
-        XCTAssertThrowsError(try CaptionMetrics.evaluate(annotationFile: refs, resultsFile: hyps)) { error in
+        XCTAssertThrowsError(try COCOMetrics.evaluate(annotationFile: refs, resultsFile: hyps)) { error in
             XCTAssertEqual("\(error)", "\(hyps): [1]: image_id 8 is not in captions_val.json")
         }
-        XCTAssertThrowsError(try CaptionMetrics.evaluate(annotationFile: refs + ".absent", resultsFile: hyps)) { error in
+        XCTAssertThrowsError(try COCOMetrics.evaluate(annotationFile: refs + ".absent", resultsFile: hyps)) { error in
             XCTAssertEqual("\(error)", "\(refs).absent: no such file")
         }
-        XCTAssertThrowsError(try CaptionMetrics.evaluate(references: [1: ["a"]], hypotheses: [:])) { error in
+        XCTAssertThrowsError(try COCOMetrics.evaluate(references: [1: ["a"]], hypotheses: [:])) { error in
             XCTAssertEqual(error as? MetricsError, .noHypotheses)
         }
     }

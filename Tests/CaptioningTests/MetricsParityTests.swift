@@ -1,4 +1,10 @@
+import BatchCaptioning
+import CaptionData
+import CaptionMetrics
+import CaptionSupport
+import CaptionTraining
 import Captioning
+import SyntheticWorld
 import Foundation
 import TestSupport
 import XCTest
@@ -46,7 +52,7 @@ final class MetricsParityTests: XCTestCase {
     func testScorersMatchPycocoevalcapOnTokenisedCaptions() throws {
         let set = try Self.fixture("coco_parity.json", as: ParitySet.self)
         XCTAssertEqual(set.images.count, 50)
-        let scores = try CaptionMetrics.evaluate(
+        let scores = try COCOMetrics.evaluate(
             references: Dictionary(uniqueKeysWithValues: set.images.map { ($0.image_id, $0.refs) }),
             hypotheses: Dictionary(uniqueKeysWithValues: set.images.map { ($0.image_id, $0.hyp) }),
             tokenize: false)
@@ -60,7 +66,7 @@ final class MetricsParityTests: XCTestCase {
     /// End to end from raw captions: our PTB tokenisation, then the scorers.
     func testEvaluateFromRawCaptionsMatchesPycocoevalcap() throws {
         let set = try Self.fixture("coco_parity.json", as: ParitySet.self)
-        let scores = try CaptionMetrics.evaluate(
+        let scores = try COCOMetrics.evaluate(
             references: Dictionary(uniqueKeysWithValues: set.images.map { ($0.image_id, $0.refs_raw!) }),
             hypotheses: Dictionary(uniqueKeysWithValues: set.images.map { ($0.image_id, $0.hyp_raw!) }))
         assertScores(values(scores), set.overall.all, "overall")
@@ -97,7 +103,7 @@ final class MetricsParityTests: XCTestCase {
         let sets = try Self.fixture("edge_cases.json", as: [String: ParitySet].self)
         XCTAssertGreaterThanOrEqual(sets.count, 7)
         for (name, set) in sets.sorted(by: { $0.key < $1.key }) {
-            let scores = try CaptionMetrics.evaluate(
+            let scores = try COCOMetrics.evaluate(
                 references: Dictionary(uniqueKeysWithValues: set.images.map { ($0.image_id, $0.refs) }),
                 hypotheses: Dictionary(uniqueKeysWithValues: set.images.map { ($0.image_id, $0.hyp) }),
                 tokenize: false)
@@ -126,7 +132,7 @@ final class MetricsParityTests: XCTestCase {
     }
 
     func testFileEvaluationMatchesPycocoevalcapAndContractJSON() throws {
-        let scores = try CaptionMetrics.evaluate(annotationFile: Fixtures.path("metrics/captions_val.json"),
+        let scores = try COCOMetrics.evaluate(annotationFile: Fixtures.path("metrics/captions_val.json"),
                                                  resultsFile: Fixtures.path("metrics/results.json"))
         let expected = try Self.fixture("expected_cli.json", as: Scores.self)
         assertScores(values(scores), expected.all, "cli")

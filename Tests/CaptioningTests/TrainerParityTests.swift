@@ -1,4 +1,10 @@
+@testable import BatchCaptioning
+@testable import CaptionData
+@testable import CaptionMetrics
+@testable import CaptionSupport
+@testable import CaptionTraining
 @testable import Captioning
+@testable import SyntheticWorld
 import NN
 import TensorCore
 import TestSupport

@@ -1,4 +1,6 @@
 import Foundation
+import CaptionSupport
+import CaptionData
 
 /// The word map of the sgrvinod tutorial (its `WORDMAP_*.json`, our `vocab.json`): `<pad>` = 0, the
 /// regular words 1...V, then `<unk>` = V+1, `<start>` = V+2, `<end>` = V+3.
@@ -37,15 +39,15 @@ public struct Vocabulary: Equatable, Sendable {
         var tokens = [String?](repeating: nil, count: wordMap.count)
         for (word, index) in wordMap.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
             guard index >= 0 && index < wordMap.count else {
-                throw DataError(file: file, "index \(index) of \"\(word)\" is outside 0..<\(wordMap.count) (indices must be 0, 1, 2, ... with no gaps)")
+                throw CaptionError(file: file, "index \(index) of \"\(word)\" is outside 0..<\(wordMap.count) (indices must be 0, 1, 2, ... with no gaps)")
             }
             if let other = tokens[index] {
-                throw DataError(file: file, "index \(index) is used by both \"\(other)\" and \"\(word)\"")
+                throw CaptionError(file: file, "index \(index) is used by both \"\(other)\" and \"\(word)\"")
             }
             tokens[index] = word
         }
         for special in [Self.padToken, Self.unknownToken, Self.startToken, Self.endToken] where wordMap[special] == nil {
-            throw DataError(file: file, "missing the special token \(special)")
+            throw CaptionError(file: file, "missing the special token \(special)")
         }
         self.init(validatedTokens: tokens.map { $0! })
     }
@@ -130,7 +132,7 @@ public struct Vocabulary: Equatable, Sendable {
         do {
             try jsonData().write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw DataError(file: path, "cannot write: \(error.localizedDescription)")
+            throw CaptionError(file: path, "cannot write: \(error.localizedDescription)")
         }
     }
 }

@@ -1,5 +1,7 @@
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 /// Annotation vectors of a set of images together with their attention projection `encoder_att(a)`.
 ///

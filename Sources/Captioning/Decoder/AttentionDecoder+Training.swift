@@ -1,6 +1,8 @@
 import Foundation
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 /// The result of a teacher-forced forward pass, the input of `AttentionDecoder.backward`.
 ///

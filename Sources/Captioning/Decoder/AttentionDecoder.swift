@@ -1,5 +1,7 @@
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 /// Sizes and variant switches of the attention decoder.
 public struct AttentionDecoderConfig: Codable, Equatable, Sendable {

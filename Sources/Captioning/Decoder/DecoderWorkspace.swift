@@ -1,3 +1,6 @@
+import CaptionSupport
+import CaptionData
+
 /// Reusable buffers of teacher-forced decoder passes: activations of every step of a batch and the gradients of
 /// the backward pass, allocated on first use and grown when a larger batch comes, never per step.
 ///

@@ -1,6 +1,8 @@
 import CKernels
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 /// Greedy decoding's word choice, argmax_j fc(h)_j, reading `fc` (V×H, 19 MB of the ~49 MB a step streams at the
 /// tutorial's sizes) in half precision, with the same answer as the float product.

@@ -1,5 +1,7 @@
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 /// The attention decoder as a `CaptionStepModel`: n encoded images, any number of rows (beams) per image.
 ///

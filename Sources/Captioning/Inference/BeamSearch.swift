@@ -1,4 +1,6 @@
 import TensorCore
+import CaptionSupport
+import CaptionData
 #if canImport(Glibc)
 import Glibc
 #else

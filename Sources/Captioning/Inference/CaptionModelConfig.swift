@@ -1,4 +1,6 @@
 import Foundation
+import CaptionSupport
+import CaptionData
 
 /// The captioning half of a model folder's `config.json` (as scripts/convert_checkpoint.py writes it; the
 /// `encoder` and `preprocess` sections are Vision's `EncoderConfig`):

@@ -1,5 +1,7 @@
 import Foundation
 import Vision
+import CaptionSupport
+import CaptionData
 
 /// A generated caption with its scores and attention.
 public struct CaptionResult: Equatable, Sendable {
@@ -68,32 +70,4 @@ public struct CaptionScore: Equatable, Sendable {
                          ("token_log_probs", JSONLine.array(tokenLogProbs.map(JSONLine.number))),
                          ("tokens", JSONLine.array((words + [Vocabulary.endToken]).map(JSONLine.string)))])
     }
-}
-
-/// Minimal JSON text building with a fixed key order (the contract lists keys in a reading order).
-enum JSONLine {
-    static func object(_ fields: [(String, String)]) -> String {
-        "{" + fields.map { string($0.0) + ": " + $0.1 }.joined(separator: ", ") + "}"
-    }
-
-    static func array(_ items: [String]) -> String { "[" + items.joined(separator: ", ") + "]" }
-
-    static func string(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-
-    /// Shortest round-trip decimal of a Float; non-finite values (not JSON) become null.
-    static func number(_ x: Float) -> String { x.isFinite ? "\(x)" : "null" }
 }

@@ -3,6 +3,8 @@ import Imaging
 import NN
 import TensorCore
 import Vision
+import CaptionSupport
+import CaptionData
 
 /// Image captioning for Swift programs: a model folder in, captions out.
 ///
@@ -29,7 +31,7 @@ import Vision
 /// let results = captioner.caption(annotations: a)          // N captions; all beams of all images step together
 /// ```
 ///
-/// Errors are `DataError`, `VisionError`, `ImageError` or `SafeTensorsError`; each one's `description` is a
+/// Errors are `CaptionError`, `VisionError`, `ImageError` or `SafeTensorsError`; each one's `description` is a
 /// single line `<file>: <problem>`. The captioner is immutable after loading: calls may overlap across threads
 /// (each call also spreads its own work over `Threads.count` threads).
 public final class Captioner {
@@ -59,12 +61,12 @@ public final class Captioner {
     public init(modelFolder path: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw DataError(file: path, "no such model folder")
+            throw CaptionError(file: path, "no such model folder")
         }
-        guard isDirectory.boolValue else { throw DataError(file: path, "not a model folder (expected a directory)") }
+        guard isDirectory.boolValue else { throw CaptionError(file: path, "not a model folder (expected a directory)") }
         let configPath = (path as NSString).appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configPath) else {
-            throw DataError(file: path, "not a model folder (no config.json)")
+            throw CaptionError(file: path, "not a model folder (no config.json)")
         }
         let (input, root) = try JSONInput.load(configPath)
         let config = try CaptionModelConfig(json: try input.object(root, "top level"), file: configPath)
@@ -72,7 +74,7 @@ public final class Captioner {
         let vocabPath = (path as NSString).appendingPathComponent(config.vocabulary)
         let vocabulary = try Vocabulary.load(from: vocabPath)
         guard vocabulary.count == config.decoder.vocabSize else {
-            throw DataError(file: vocabPath, "has \(vocabulary.count) entries but config.json's decoder.vocab_size is \(config.decoder.vocabSize)")
+            throw CaptionError(file: vocabPath, "has \(vocabulary.count) entries but config.json's decoder.vocab_size is \(config.decoder.vocabSize)")
         }
 
         var layout = ParameterLayout()
@@ -83,7 +85,7 @@ public final class Captioner {
 
         let (encoder, encoderConfig) = try Encoder.load(path: path)
         guard encoder.featureDimension == config.decoder.encoderDim else {
-            throw DataError(file: configPath, "decoder.encoder_dim is \(config.decoder.encoderDim) but the encoder "
+            throw CaptionError(file: configPath, "decoder.encoder_dim is \(config.decoder.encoderDim) but the encoder "
                             + "(\(encoder.architecture)) gives \(encoder.featureDimension)-d features")
         }
         let pre = encoderConfig.preprocessing

@@ -1,5 +1,7 @@
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 extension AttentionDecoder {
     /// Copies the decoder's parameters from a safetensors file holding the tutorial's `DecoderWithAttention`
@@ -12,8 +14,8 @@ extension AttentionDecoder {
         let expected = layout.params.map(\.name)
         let missing = expected.filter { file.info($0) == nil }
         let unexpected = file.names.filter { layout.param(named: $0) == nil }
-        func fail(_ problems: [String]) -> DataError {
-            DataError(file: file.path, problems[0] + (problems.count > 1 ? " (and \(problems.count - 1) more)" : ""))
+        func fail(_ problems: [String]) -> CaptionError {
+            CaptionError(file: file.path, problems[0] + (problems.count > 1 ? " (and \(problems.count - 1) more)" : ""))
         }
         let c = config
         let what = "a decoder with encoder_dim \(c.encoderDim), attention_dim \(c.attentionDim), embed_dim \(c.embedDim), "
@@ -23,7 +25,7 @@ extension AttentionDecoder {
         for param in layout.params {
             let info = file.info(param.name)!
             guard info.shape == param.shape else {
-                throw DataError(file: file.path, "tensor \(param.name) has shape \(info.shape), expected \(param.shape) for \(what)")
+                throw CaptionError(file: file.path, "tensor \(param.name) has shape \(info.shape), expected \(param.shape) for \(what)")
             }
             switch info.dtype {
             case .F32:
@@ -33,7 +35,7 @@ extension AttentionDecoder {
                 let t = try file.tensor(param.name)
                 t.withUnsafeBufferPointer { p.value(param).update(from: $0.baseAddress!, count: param.count) }
             default:
-                throw DataError(file: file.path, "tensor \(param.name) has dtype \(info.dtype.rawValue), expected a floating-point type")
+                throw CaptionError(file: file.path, "tensor \(param.name) has dtype \(info.dtype.rawValue), expected a floating-point type")
             }
         }
     }

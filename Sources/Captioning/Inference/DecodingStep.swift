@@ -1,5 +1,7 @@
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 extension AttentionDecoder {
     /// One decoding step for the few rows of a search: the same computation as `step(tokens:state:images:imageOfRow:)`

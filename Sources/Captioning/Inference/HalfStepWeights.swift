@@ -1,5 +1,7 @@
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 /// IEEE half-precision copies of the five matrices every decoding step reads — `attention.decoder_att`,
 /// `f_beta`, `decode_step.weight_hh`, `decode_step.weight_ih` and `fc` (for the tutorial's sizes 48 MB in

@@ -1,6 +1,8 @@
 import CKernels
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 /// `y = x·Wᵀ + b` for the few rows of a decoding step (1 for greedy, k for a beam, k·n for n images).
 ///

@@ -1,5 +1,7 @@
 import NN
 import TensorCore
+import CaptionSupport
+import CaptionData
 
 extension AttentionDecoder {
     /// Teacher-forced log-probabilities of a token sequence for one encoded image: entry t is

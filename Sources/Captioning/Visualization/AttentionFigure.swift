@@ -1,5 +1,7 @@
 import Imaging
 import Vision
+import CaptionSupport
+import CaptionData
 
 /// Draws attention the way Figure 3 of *Show, Attend and Tell* does: the image, then for each generated word
 /// the image with that step's α (an H'×W' grid) upsampled bilinearly to the picture, scaled to its own range

@@ -1,4 +1,6 @@
 import Imaging
+import CaptionSupport
+import CaptionData
 
 /// A tiny built-in 5×7 pixel font for labels on figures: lower-case letters (upper case is drawn lower-case),
 /// digits, space and `<>-'.,?!:/_`; anything else draws as a hollow box. Each glyph is 5 columns × 7 rows on a

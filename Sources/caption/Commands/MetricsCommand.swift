@@ -1,5 +1,11 @@
 import ArgumentParser
 import Captioning
+import CaptionData
+import CaptionMetrics
+import CaptionSupport
+import CaptionTraining
+import SyntheticWorld
+import BatchCaptioning
 
 /// `caption metrics --refs ANNOTATIONS.json --hyps RESULTS.json`
 struct MetricsCommand: ParsableCommand {
@@ -21,9 +27,9 @@ struct MetricsCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let scores = try CaptionMetrics.evaluate(annotationFile: refs, resultsFile: hyps)
+            let scores = try COCOMetrics.evaluate(annotationFile: refs, resultsFile: hyps)
             print(scores.jsonLine())
-        } catch let error as DataError {
+        } catch let error as CaptionError {
             throw CaptionError(error.description)
         } catch let error as MetricsError {
             throw CaptionError(file: hyps, error.description)

@@ -1,5 +1,11 @@
 import ArgumentParser
 import Captioning
+import CaptionData
+import CaptionMetrics
+import CaptionSupport
+import CaptionTraining
+import SyntheticWorld
+import BatchCaptioning
 import Foundation
 
 /// `caption synth`: synthetic datasets. `caption synth shapes` is the shapes world.
@@ -82,7 +88,7 @@ struct SynthShapesCommand: ParsableCommand {
                     Log.info("synth shapes: \(done)/\(count) images")
                 }
             }
-        } catch let error as DataError {
+        } catch let error as CaptionError {
             throw CaptionError(error.description)
         } catch {
             throw CaptionError(file: out, "\(error)")

@@ -1,5 +1,11 @@
 import ArgumentParser
 import Captioning
+import CaptionData
+import CaptionMetrics
+import CaptionSupport
+import CaptionTraining
+import SyntheticWorld
+import BatchCaptioning
 
 /// `--format text|json` of `caption IMAGE...` and `caption score`.
 enum ResultFormat: String, ExpressibleByArgument, CaseIterable {
