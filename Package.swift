@@ -54,6 +54,9 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "CKernels", "TestSupport"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision", "NN", "Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "CaptioningTests", dependencies: ["Captioning", "NN", "TensorCore", "Imaging", "Vision", "TestSupport"]),
+        // Runs the built `caption` executable as a subprocess (`swift test` builds every product first); the
+        // dependency on the executable target makes SwiftPM build it before this target.
+        .testTarget(name: "CLITests", dependencies: ["caption", "Imaging", "TensorCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
