@@ -54,8 +54,8 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "CKernels", "TestSupport"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision", "NN", "Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "CaptioningTests", dependencies: ["Captioning", "NN", "TensorCore", "Imaging", "Vision", "TestSupport"]),
-        // Runs the built `caption` executable as a subprocess (`swift test` builds every product first); the
-        // dependency on the executable target makes SwiftPM build it before this target.
+        // Runs the `caption` executable as a subprocess: `swift test` builds every product before running the tests,
+        // and the dependency on the executable target states the need (its module is compiled before this target).
         .testTarget(name: "CLITests", dependencies: ["caption", "Imaging", "TensorCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -47,8 +47,8 @@ final class BatchCLITests: CLITestCase {
         try copy(Fixtures.path("images/bad_truncated.png"), to: "mixed/sub/truncated.png")
         try copy(Fixtures.path("images/bad_huge.png"), to: "mixed/sub/huge.png")
         try copy(Self.png, to: "mixed/jpeg-named.txt")  // told by content: a PNG whatever its name
-        FileManager.default.createFile(atPath: path("mixed/empty.jpg"), contents: Data())
-        FileManager.default.createFile(atPath: path("mixed/notes.txt"), contents: Data("not an image\n".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path("mixed/empty.jpg"), contents: Data()))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path("mixed/notes.txt"), contents: Data("not an image\n".utf8)))
         XCTAssertEqual(mkfifo(path("mixed/pipe.jpg"), 0o644), 0)
         try FileManager.default.createSymbolicLink(atPath: path("mixed/sub/deeper/loop"), withDestinationPath: "..")
         try FileManager.default.createSymbolicLink(atPath: path("mixed/broken.png"), withDestinationPath: "nowhere.png")

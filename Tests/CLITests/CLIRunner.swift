@@ -96,6 +96,21 @@ class CLITestCase: XCTestCase {
                              "not one JSON object: \(r.stdout)", file: file, line: line)
     }
 
+    /// A JSON file's top-level value.
+    func readJSON(_ path: String) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// Writes a tiny shapes set (32×32 scenes) with `caption synth shapes` into `relative`; returns its path.
+    @discardableResult
+    func synthShapes(_ relative: String, count: Int = 12, seed: Int = 5, _ extra: [String] = [],
+                     file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let out = path(relative)
+        try captionJSON(["synth", "shapes", "--out", out, "--count", "\(count)", "--size", "32", "--seed", "\(seed)", "--quiet"] + extra,
+                        file: file, line: line)
+        return out
+    }
+
     /// The contract for what cannot be done: exit 1, nothing on stdout, and exactly one stderr line
     /// `caption: error: <file>: <problem>` naming `file`.
     func assertFails(_ r: CLIRunner.Run, naming file: String, _ label: String = "", sourceFile: StaticString = #filePath,
