@@ -90,6 +90,9 @@ let package = Package(
                 "BatchCaptioning", "NN", "TensorCore", "Imaging", "Vision", "TestSupport",
             ]
         ),
+        // Runs the `caption` executable as a subprocess: `swift test` builds every product before running the tests,
+        // and the dependency on the executable target states the need (its module is compiled before this target).
+        .testTarget(name: "CLITests", dependencies: ["caption", "Imaging", "TensorCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

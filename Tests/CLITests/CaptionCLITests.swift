@@ -5,24 +5,9 @@ import XCTest
 
 /// The `caption` executable's captioning commands against CLI.md, on the committed tiny model: output shapes,
 /// the default subcommand, per-image errors, exit statuses, atomic PNG output.
-final class CaptionCLITests: XCTestCase {
+final class CaptionCLITests: CLITestCase {
     static let model = Fixtures.path("captioner/tiny_model")
     static let image = Fixtures.path("captioner/tiny_image.png")
-
-    typealias Run = CLIRunner.Run
-
-    var tmp: URL!
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("caption-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
-
-    func caption(_ args: [String], environment: [String: String] = [:]) throws -> Run {
-        try CLIRunner.run(args, environment: environment)
-    }
 
     func testDefaultSubcommandPrintsPathTabCaption() throws {
         let r = try caption([Self.image, "--weights", Self.model])

@@ -8,25 +8,17 @@ import XCTest
 /// Permissions: the suite may run as root, who reads a mode-000 file or folder anyway. Those two entries are then
 /// expected to be captioned / walked, and the "cannot be opened" path is covered for everyone by a FIFO named
 /// `pipe.jpg` (refused unread: not a regular file) and a broken symbolic link.
-final class BatchCLITests: XCTestCase {
+final class BatchCLITests: CLITestCase {
     static let model = Fixtures.path("captioner/tiny_model")
     static let png = Fixtures.path("captioner/tiny_image.png")
     static let isRoot = geteuid() == 0
 
-    var tmp: URL!
     var restore: [String] = []  // mode-000 paths to give back before cleaning up
-
-    override func setUpWithError() throws {
-        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("caption-batch-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    }
 
     override func tearDownWithError() throws {
         for path in restore { chmod(path, 0o755) }
-        try? FileManager.default.removeItem(at: tmp)
+        try super.tearDownWithError()
     }
-
-    func path(_ relative: String) -> String { tmp.appendingPathComponent(relative).path }
 
     func copy(_ fixture: String, to relative: String) throws {
         try FileManager.default.createDirectory(atPath: (path(relative) as NSString).deletingLastPathComponent,
@@ -55,8 +47,8 @@ final class BatchCLITests: XCTestCase {
         try copy(Fixtures.path("images/bad_truncated.png"), to: "mixed/sub/truncated.png")
         try copy(Fixtures.path("images/bad_huge.png"), to: "mixed/sub/huge.png")
         try copy(Self.png, to: "mixed/jpeg-named.txt")  // told by content: a PNG whatever its name
-        FileManager.default.createFile(atPath: path("mixed/empty.jpg"), contents: Data())
-        FileManager.default.createFile(atPath: path("mixed/notes.txt"), contents: Data("not an image\n".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path("mixed/empty.jpg"), contents: Data()))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path("mixed/notes.txt"), contents: Data("not an image\n".utf8)))
         XCTAssertEqual(mkfifo(path("mixed/pipe.jpg"), 0o644), 0)
         try FileManager.default.createSymbolicLink(atPath: path("mixed/sub/deeper/loop"), withDestinationPath: "..")
         try FileManager.default.createSymbolicLink(atPath: path("mixed/broken.png"), withDestinationPath: "nowhere.png")
