@@ -18,6 +18,7 @@ import PackageDescription
 //   Video                — frame sequences, moving-objects generator, LSTM video autoencoder and its trainer
 //   caption              — the command-line tool (argument parsing only)
 //   caption-bench        — the Swift half of scripts/bench.sh
+//   caption-example      — the README's five-line library example (Examples/CaptionExample)
 //
 // No target carries unsafe flags, so every library product can be used by another package through a version.
 
@@ -72,6 +73,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The README's library example, as a user's program would be (a test runs it and compares the two).
+        .executableTarget(name: "caption-example", dependencies: ["Captioning"], path: "Examples/CaptionExample"),
         .executableTarget(
             name: "caption-bench",
             dependencies: ["TensorCore", "Imaging", "NN", "Vision", "Video", "Captioning", "CaptionTraining"],

@@ -13,6 +13,10 @@ extension COCOMetrics {
             let name = (annotationFile as NSString).lastPathComponent
             throw CaptionError(file: resultsFile, "[\(results.entryIndex[unknown]!)]: image_id \(unknown) is not in \(name)")
         }
-        return try evaluate(references: references, hypotheses: results.captions, order: annotations.images.map(\.id))
+        do {
+            return try evaluate(references: references, hypotheses: results.captions, order: annotations.images.map(\.id))
+        } catch {
+            throw CaptionError.wrapping(error, file: resultsFile)
+        }
     }
 }

@@ -16,19 +16,19 @@ public enum COCOMetrics {
     ///     depend on it (see `PTBTokenizer.tokenize(batch:)`), so ascending ids is almost always exact.
     ///   - tokenize: apply pycocoevalcap's PTB tokenisation first (false when the captions are
     ///     already tokenised strings).
-    /// - Throws: `MetricsError` for an empty evaluation, a hypothesis without references, or an
-    ///   image whose reference list is empty.
+    /// - Throws: `CaptionError` without a file (the caller names it with `naming(_:)`) for an empty evaluation,
+    ///   a hypothesis without references, or an image whose reference list is empty.
     public static func evaluate(references: [ImageID: [String]], hypotheses: [ImageID: String],
                                 order: [ImageID] = [], tokenize: Bool = true) throws -> MetricScores {
-        guard !hypotheses.isEmpty else { throw MetricsError.noHypotheses }
+        guard !hypotheses.isEmpty else { throw CaptionError(file: "", "no captions to score") }
         var seen = Set<ImageID>()
         let ordered = order.filter { hypotheses[$0] != nil && seen.insert($0).inserted }
         let ids = ordered + hypotheses.keys.filter { !seen.contains($0) }.sorted()
         var refs: [[String]] = []
         var hyps: [String] = []
         for id in ids {
-            guard let imageReferences = references[id] else { throw MetricsError.unknownImage(id) }
-            guard !imageReferences.isEmpty else { throw MetricsError.noReferences(id) }
+            guard let imageReferences = references[id] else { throw CaptionError(file: "", "image_id \(id) has no reference captions") }
+            guard !imageReferences.isEmpty else { throw CaptionError(file: "", "image_id \(id) has an empty reference list") }
             refs.append(imageReferences)
             hyps.append(hypotheses[id]!)
         }
@@ -81,20 +81,5 @@ public struct MetricScores: Equatable, Sendable {
     /// order, with `extra` fields (e.g. `pointing_accuracy`) inserted before `images`.
     public func jsonLine(extra: [(name: String, value: Double)] = []) -> String {
         JSONLine.object((named + extra).map { ($0.name, JSONLine.number($0.value)) } + [("images", "\(images)")])
-    }
-}
-
-/// Why an evaluation could not be scored.
-public enum MetricsError: Error, CustomStringConvertible, Equatable {
-    case noHypotheses
-    case unknownImage(ImageID)
-    case noReferences(ImageID)
-
-    public var description: String {
-        switch self {
-        case .noHypotheses: return "no captions to score"
-        case .unknownImage(let id): return "image_id \(id) has no reference captions"
-        case .noReferences(let id): return "image_id \(id) has an empty reference list"
-        }
     }
 }

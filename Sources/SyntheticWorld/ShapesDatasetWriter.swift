@@ -23,10 +23,10 @@ public struct ShapesDatasetWriter {
 
     public init(world: ShapesWorld, count: Int, seed: UInt64,
                 fractions: (train: Double, val: Double, test: Double) = (0.8, 0.1, 0.1)) throws {
-        guard count >= 1 else { throw ShapesWorldError("--count must be at least 1, got \(count)") }
+        guard count >= 1 else { throw CaptionError.usage("--count must be at least 1, got \(count)") }
         guard [fractions.train, fractions.val, fractions.test].allSatisfy({ $0 >= 0 }),
               abs(fractions.train + fractions.val + fractions.test - 1) < 1e-6 else {
-            throw ShapesWorldError("split fractions must be non-negative and sum to 1, got \(fractions.train), \(fractions.val), \(fractions.test)")
+            throw CaptionError.usage("split fractions must be non-negative and sum to 1, got \(fractions.train), \(fractions.val), \(fractions.test)")
         }
         self.world = world; self.count = count; self.seed = seed; self.fractions = fractions
     }

@@ -31,7 +31,7 @@ public struct ShapesWorld: Sendable {
 
     /// Checks the options: sizes, counts, and that held-out pairs leave something to train on.
     public init(options: Options) throws {
-        func invalid(_ problem: String) -> ShapesWorldError { ShapesWorldError(problem) }
+        func invalid(_ problem: String) -> CaptionError { .usage(problem) }
         guard (32...1024).contains(options.imageSize) else { throw invalid("--size must be between 32 and 1024 pixels, got \(options.imageSize)") }
         guard options.minObjects >= 1, options.maxObjects <= 4, options.minObjects <= options.maxObjects else {
             throw invalid("object counts must satisfy 1 <= min <= max <= 4, got \(options.minObjects)...\(options.maxObjects)")
@@ -119,10 +119,4 @@ public struct ShapesWorld: Sendable {
         }
         return nil
     }
-}
-
-/// Invalid synthetic-world options (the CLI reports it as a usage error).
-public struct ShapesWorldError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

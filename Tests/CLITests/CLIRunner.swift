@@ -17,15 +17,19 @@ enum CLIRunner {
         return dirs
     }()
 
-    static let executable: String? = {
-        searched.map { $0.appendingPathComponent("caption").path }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }()
+    static let executable: String? = executable(named: "caption")
+
+    /// The package's executable `name` (`caption`, `caption-example`) built beside the tests, if there is one.
+    static func executable(named name: String) -> String? {
+        searched.map { $0.appendingPathComponent(name).path }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
 
     /// Thrown (so the test fails, never skips) when there is no executable to run.
     struct MissingExecutable: Error, CustomStringConvertible {
+        var name = "caption"
         var description: String {
-            "the caption executable was not found in " + CLIRunner.searched.map(\.path).joined(separator: ", ")
-                + "; `swift test` builds it before the tests (or run `swift build -c release --product caption`)"
+            "the \(name) executable was not found in " + CLIRunner.searched.map(\.path).joined(separator: ", ")
+                + "; `swift test` builds it before the tests (or run `swift build -c release --product \(name)`)"
         }
     }
 
@@ -38,8 +42,10 @@ enum CLIRunner {
     }
 
     /// The configured process, not started (for tests that signal it midway).
-    static func process(_ args: [String], environment: [String: String] = [:]) throws -> Process {
-        guard let exe = executable else { throw MissingExecutable() }
+    static func process(_ args: [String], environment: [String: String] = [:], program: String = "caption") throws -> Process {
+        guard let exe = program == "caption" ? executable : executable(named: program) else {
+            throw MissingExecutable(name: program)
+        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
@@ -51,8 +57,8 @@ enum CLIRunner {
     }
 
     /// Runs `caption ARGS...` to the end and collects its output.
-    static func run(_ args: [String], environment: [String: String] = [:]) throws -> Run {
-        let p = try process(args, environment: environment)
+    static func run(_ args: [String], environment: [String: String] = [:], program: String = "caption") throws -> Run {
+        let p = try process(args, environment: environment, program: program)
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

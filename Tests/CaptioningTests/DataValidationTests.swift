@@ -116,7 +116,7 @@ final class DataValidationTests: XCTestCase {
             XCTAssertEqual("\(error)", "\(refs).absent: no such file")
         }
         XCTAssertThrowsError(try COCOMetrics.evaluate(references: [1: ["a"]], hypotheses: [:])) { error in
-            XCTAssertEqual(error as? MetricsError, .noHypotheses)
+            XCTAssertEqual((error as? CaptionError)?.problem, "no captions to score")
         }
     }
 }

@@ -211,7 +211,7 @@ final class TrainerTests: XCTestCase {
         // Bad option values are usage errors.
         options.batchSize = 0
         XCTAssertThrowsError(try Trainer(data: Self.dataFolder, out: tempFolder("bad"), options: options, spec: Self.tinySpec)) {
-            XCTAssertTrue(($0 as? TrainingError)?.isUsage ?? false)
+            XCTAssertTrue(($0 as? CaptionError)?.kind == .usage)
         }
     }
 
@@ -242,7 +242,7 @@ final class TrainerTests: XCTestCase {
         let refused = tempFolder("refused")
         let t = try Trainer(data: plain, out: refused, options: options, spec: Self.tinySpec)
         XCTAssertThrowsError(try t.run()) {
-            XCTAssertTrue(($0 as? TrainingError)?.isUsage ?? false, "\($0)")
+            XCTAssertTrue(($0 as? CaptionError)?.kind == .usage, "\($0)")
             XCTAssertTrue("\($0)".contains("object boxes"), "\($0)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: t.logPath))

@@ -19,7 +19,7 @@ enum AttentionTargets {
         try dataset.images.indices.map { i in
             let image = dataset.images[i]
             guard let objects = image.objects else {
-                throw TrainingError.usage("--attention-supervision needs object boxes, and image \(image.id) of \(dataset.source) has none (only `caption synth shapes` sets record them)")
+                throw CaptionError.usage("--attention-supervision needs object boxes, and image \(image.id) of \(dataset.source) has none (only `caption synth shapes` sets record them)")
             }
             let (width, height) = sizes[i]
             return image.captions.map { caption in

@@ -92,7 +92,7 @@ final class ImageStore {
     func checkHeaders(describe: (Int) -> String) throws -> [ImageInfo] {
         try paths.indices.map { i in
             do { return try decoder.info(path: paths[i]) } catch {
-                throw TrainingError(message: "\(error) (\(describe(i)))")
+                throw CaptionError(file: "", "\(error) (\(describe(i)))")
             }
         }
     }
@@ -100,7 +100,7 @@ final class ImageStore {
     /// Decoded and preprocessed input of image `i` (3×S×S floats).
     func input(_ i: Int) throws -> [Float] {
         let image: RGBImage
-        do { image = try decoder.decode(path: paths[i]) } catch { throw TrainingError.wrap(error, paths[i]) }
+        do { image = try decoder.decode(path: paths[i]) } catch { throw trainingError(error, paths[i]) }
         var out = [Float](repeating: 0, count: 3 * preprocessing.outputHeight * preprocessing.outputWidth)
         out.withUnsafeMutableBufferPointer { preprocessing.write(image, into: $0.baseAddress!) }
         return out
@@ -164,7 +164,7 @@ final class ImageStore {
         var out = [Float](repeating: 0, count: elementCount)
         let bytes = elementCount * MemoryLayout<Float>.stride
         let got = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, bytes, off_t(slot * bytes)) }
-        guard got == bytes else { throw TrainingError(file: diskPath ?? "feature cache", "short read from the feature cache") }
+        guard got == bytes else { throw CaptionError(file: diskPath ?? "feature cache", "short read from the feature cache") }
         return out
     }
 

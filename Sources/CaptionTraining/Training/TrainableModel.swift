@@ -60,7 +60,7 @@ public final class TrainableModel {
         let encoder: Encoder, encoderConfig: EncoderConfig
         var rng = RNG(seed: mix64(seed ^ 0x494E_4954))  // "INIT"
         if let encoderPath {
-            do { (encoder, encoderConfig) = try Encoder.load(path: encoderPath) } catch { throw TrainingError.wrap(error, encoderPath) }
+            do { (encoder, encoderConfig) = try Encoder.load(path: encoderPath) } catch { throw trainingError(error, encoderPath) }
         } else {
             let pre = Preprocessing(resizeWidth: spec.imageSize, resizeHeight: spec.imageSize, mean: spec.mean, std: spec.std)
             encoderConfig = EncoderConfig(architecture: spec.architecture, naming: .torchvision, pool: spec.pool,
@@ -68,7 +68,7 @@ public final class TrainableModel {
             encoder = Encoder(config: encoderConfig)
             let grid = encoder.featureMapSize(height: spec.imageSize, width: spec.imageSize)
             guard grid.height > 0 else {
-                throw TrainingError.usage("--image-size \(spec.imageSize) is too small for \(spec.architecture)")
+                throw CaptionError.usage("--image-size \(spec.imageSize) is too small for \(spec.architecture)")
             }
             encoder.initialize(rng: &rng)
         }
@@ -95,7 +95,7 @@ public final class TrainableModel {
             throw CaptionError(file: configPath, "decoder.vocab_size is \(config.decoder.vocabSize) but \(config.vocabulary) has \(vocabulary.count) entries")
         }
         let encoder: Encoder, encoderConfig: EncoderConfig
-        do { (encoder, encoderConfig) = try Encoder.load(path: folder) } catch { throw TrainingError.wrap(error, folder) }
+        do { (encoder, encoderConfig) = try Encoder.load(path: folder) } catch { throw trainingError(error, folder) }
         guard encoder.featureDimension == config.decoder.encoderDim else {
             throw CaptionError(file: configPath, "decoder.encoder_dim is \(config.decoder.encoderDim) but the encoder gives \(encoder.featureDimension)")
         }
@@ -105,7 +105,7 @@ public final class TrainableModel {
         do {
             try decoder.load(from: SafeTensorsFile(path: (folder as NSString).appendingPathComponent(config.decoderWeights)),
                              into: parameters)
-        } catch { throw TrainingError.wrap(error, folder) }
+        } catch { throw trainingError(error, folder) }
         return TrainableModel(encoder: encoder, encoderConfig: encoderConfig, decoder: decoder,
                               decoderParameters: parameters, vocabulary: vocabulary, config: config)
     }
@@ -114,12 +114,12 @@ public final class TrainableModel {
     static func rebuild(configJSON: [String: Any], vocabulary: Vocabulary, file: String) throws -> TrainableModel {
         let config = try CaptionModelConfig(json: configJSON, file: file)
         let encoderConfig: EncoderConfig
-        do { encoderConfig = try EncoderConfig(json: configJSON, file: file) } catch { throw TrainingError.wrap(error, file) }
+        do { encoderConfig = try EncoderConfig(json: configJSON, file: file) } catch { throw trainingError(error, file) }
         let encoder = Encoder(config: encoderConfig)
         var layout = ParameterLayout()
         let decoder = AttentionDecoder(config: config.decoder, layout: &layout)
         guard vocabulary.count == config.decoder.vocabSize, encoder.featureDimension == config.decoder.encoderDim else {
-            throw TrainingError(file: file, "the stored model's vocabulary or encoder does not match its decoder")
+            throw CaptionError(file: file, "the stored model's vocabulary or encoder does not match its decoder")
         }
         return TrainableModel(encoder: encoder, encoderConfig: encoderConfig, decoder: decoder,
                               decoderParameters: Parameters(layout), vocabulary: vocabulary, config: config)
@@ -160,13 +160,13 @@ public final class TrainableModel {
     public func write(to folder: String, metadata: [String: String] = [:]) throws {
         let fm = FileManager.default
         do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-            throw TrainingError(file: folder, "cannot create folder: \(error.localizedDescription)")
+            throw CaptionError(file: folder, "cannot create folder: \(error.localizedDescription)")
         }
         func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
         do {
             try encoder.save(to: path("encoder.safetensors"), metadata: metadata)
             try decoder.save(decoderParameters, to: path(config.decoderWeights), metadata: metadata)
-        } catch { throw TrainingError.wrap(error, folder) }
+        } catch { throw trainingError(error, folder) }
         try vocabulary.save(to: path(config.vocabulary))
         try TrainableModel.writeJSON(configJSON, to: path("config.json"))
     }
@@ -177,7 +177,7 @@ public final class TrainableModel {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw TrainingError(file: path, "cannot write: \(error.localizedDescription)")
+            throw CaptionError(file: path, "cannot write: \(error.localizedDescription)")
         }
     }
 }

@@ -87,7 +87,7 @@ public final class Trainer {
         let checkpoint = ((out as NSString).appendingPathComponent("training") as NSString)
             .appendingPathComponent("checkpoint.safetensors")
         if FileManager.default.fileExists(atPath: checkpoint) {
-            throw TrainingError(file: checkpoint, "a run is already stored here: pass --resume to continue it, or choose another --out")
+            throw CaptionError(file: checkpoint, "a run is already stored here: pass --resume to continue it, or choose another --out")
         }
         let (train, validation) = try Trainer.loadData(data, options)
         let model: TrainableModel
@@ -114,7 +114,7 @@ public final class Trainer {
         comparable.checkpointEverySteps = contents.options.checkpointEverySteps
         comparable.validateEverySteps = contents.options.validateEverySteps
         guard comparable == contents.options else {
-            throw TrainingError(file: path, "--resume continues the stored run with its own options; only --epochs, --max-steps, --checkpoint-every and --val-every may change")
+            throw CaptionError(file: path, "--resume continues the stored run with its own options; only --epochs, --max-steps, --checkpoint-every and --val-every may change")
         }
         try options.validate()
         let (train, validation) = try loadData(data, options)
@@ -137,7 +137,7 @@ public final class Trainer {
                                   seed: options.seed)
         if options.fineTuneEncoder {
             guard model.encoder.setTrainable(from: options.fineTuneFrom) else {
-                throw TrainingError.usage("--fine-tune-from \(options.fineTuneFrom ?? ""): no such module in \(model.encoder.architecture)")
+                throw CaptionError.usage("--fine-tune-from \(options.fineTuneFrom ?? ""): no such module in \(model.encoder.architecture)")
             }
         } else {
             model.encoder.freezeAll()
@@ -146,7 +146,7 @@ public final class Trainer {
         if let moments {
             decoderAdam.restore(step: state.decoderAdamStep, m: moments.0.m, v: moments.0.v)
             if let encoderAdam {
-                guard let e = moments.1 else { throw TrainingError(file: out, "checkpoint lacks the encoder's Adam state") }
+                guard let e = moments.1 else { throw CaptionError(file: out, "checkpoint lacks the encoder's Adam state") }
                 encoderAdam.restore(step: state.encoderAdamStep, m: e.m, v: e.v)
             }
         }
@@ -157,7 +157,7 @@ public final class Trainer {
         let full = try CaptionDataset.load(folder: folder, split: options.trainSplit)
         let train = full.limitingCaptionLength(to: options.maxCaptionWords)
         guard !train.images.isEmpty else {
-            throw TrainingError(file: full.source, "no \(options.trainSplit) captions of at most \(options.maxCaptionWords) words")
+            throw CaptionError(file: full.source, "no \(options.trainSplit) captions of at most \(options.maxCaptionWords) words")
         }
         var validation: CaptionDataset?
         if let split = options.validationSplit, try CaptionDataset.splits(in: folder).contains(split) {
@@ -259,7 +259,7 @@ public final class Trainer {
             validationStore = store
         }
         do { try FileManager.default.createDirectory(atPath: trainingFolder, withIntermediateDirectories: true) } catch {
-            throw TrainingError(file: trainingFolder, "cannot create folder: \(error.localizedDescription)")
+            throw CaptionError(file: trainingFolder, "cannot create folder: \(error.localizedDescription)")
         }
         log = try TrainingLog(path: logPath, truncatingTo: state.logLength)
         if !fineTune {
@@ -365,7 +365,7 @@ public final class Trainer {
         let references = Dictionary(uniqueKeysWithValues: images.map { ($0.id, $0.captions.map(\.text)) })
         let scores: MetricScores
         do { scores = try COCOMetrics.evaluate(references: references, hypotheses: hypotheses) } catch {
-            throw TrainingError(file: validation!.source, "cannot score the validation captions: \(error)")
+            throw CaptionError(file: validation!.source, "cannot score the validation captions: \(error)")
         }
 
         let bleu4 = scores.bleu4

@@ -68,7 +68,7 @@ enum TrainingCheckpoint {
             ]
             try w.write(to: path)
         } catch {
-            throw TrainingError.wrap(error, path)
+            throw trainingError(error, path)
         }
     }
 
@@ -83,11 +83,11 @@ enum TrainingCheckpoint {
 
     static func read(_ path: String) throws -> Contents {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw TrainingError(file: path, "no checkpoint to resume from (train without --resume first)")
+            throw CaptionError(file: path, "no checkpoint to resume from (train without --resume first)")
         }
         let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(path: path) } catch { throw TrainingError.wrap(error, path) }
-        func bad(_ s: String) -> TrainingError { TrainingError(file: path, s) }
+        do { file = try SafeTensorsFile(path: path) } catch { throw trainingError(error, path) }
+        func bad(_ s: String) -> CaptionError { CaptionError(file: path, s) }
         let meta = file.metadata
         guard meta["format"] == format else { throw bad("not a training checkpoint (format \(meta["format"] ?? "missing"))") }
         guard let optionsText = meta["options"], let stateText = meta["state"], let configText = meta["config"],
@@ -107,7 +107,7 @@ enum TrainingCheckpoint {
         func load(_ name: String, count: Int) throws -> [Float] {
             guard let info = file.info(name) else { throw bad("missing tensor \(name)") }
             guard info.shape == [count] else { throw bad("tensor \(name) has shape \(info.shape), expected [\(count)]") }
-            do { return try file.tensor(name).storage } catch { throw TrainingError.wrap(error, path) }
+            do { return try file.tensor(name).storage } catch { throw trainingError(error, path) }
         }
         let dp = model.decoderParameters, ep = model.encoder.parameters
         let decoderValues = try load("decoder", count: dp.count)
@@ -129,7 +129,7 @@ enum TrainingCheckpoint {
     static func decodeOverDefaults<T: Codable>(_ text: String, defaults: T) throws -> T {
         let base = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(defaults)) as? [String: Any] ?? [:]
         guard let stored = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-            throw TrainingError(file: "checkpoint", "not a JSON object")
+            throw CaptionError(file: "checkpoint", "not a JSON object")
         }
         let merged = base.merging(stored) { _, new in new }
         return try JSONDecoder().decode(T.self, from: try JSONSerialization.data(withJSONObject: merged))

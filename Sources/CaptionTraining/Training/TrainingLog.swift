@@ -113,13 +113,13 @@ final class TrainingLog {
         self.path = path
         let fm = FileManager.default
         if !fm.fileExists(atPath: path) { _ = fm.createFile(atPath: path, contents: nil) }
-        guard let h = FileHandle(forUpdatingAtPath: path) else { throw TrainingError(file: path, "cannot open the training log") }
+        guard let h = FileHandle(forUpdatingAtPath: path) else { throw CaptionError(file: path, "cannot open the training log") }
         handle = h
         do {
             try handle.truncate(atOffset: length)
             try handle.seekToEnd()
         } catch {
-            throw TrainingError(file: path, "cannot write the training log: \(error.localizedDescription)")
+            throw CaptionError(file: path, "cannot write the training log: \(error.localizedDescription)")
         }
     }
 
@@ -127,7 +127,7 @@ final class TrainingLog {
 
     func append(_ line: String) throws {
         do { try handle.write(contentsOf: Data((line + "\n").utf8)) } catch {
-            throw TrainingError(file: path, "cannot write the training log: \(error.localizedDescription)")
+            throw CaptionError(file: path, "cannot write the training log: \(error.localizedDescription)")
         }
     }
 
@@ -137,7 +137,7 @@ final class TrainingLog {
             try handle.synchronize()
             return try handle.offset()
         } catch {
-            throw TrainingError(file: path, "cannot write the training log: \(error.localizedDescription)")
+            throw CaptionError(file: path, "cannot write the training log: \(error.localizedDescription)")
         }
     }
 }

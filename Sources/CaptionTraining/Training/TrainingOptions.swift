@@ -101,7 +101,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 
     /// Checks ranges; the message names the option as the CLI spells it.
     public func validate() throws {
-        func bad(_ s: String) -> TrainingError { .usage(s) }
+        func bad(_ s: String) -> CaptionError { .usage(s) }
         guard epochs >= 1 else { throw bad("--epochs must be at least 1") }
         guard batchSize >= 1 else { throw bad("--batch-size must be at least 1") }
         guard maxSteps.map({ $0 >= 1 }) ?? true else { throw bad("--max-steps must be at least 1") }
@@ -133,24 +133,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     }
 }
 
-/// A problem that stops training before it starts (or a resumed run that cannot continue), one line:
-/// `<file>: <problem>`; `isUsage` marks bad option values (the CLI reports those as usage errors).
-public struct TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
-    public let description: String
-    public let isUsage: Bool
-
-    public init(file: String, _ problem: String) { description = "\(file): \(problem)"; isUsage = false }
-    init(message: String, isUsage: Bool = false) { description = message; self.isUsage = isUsage }
-
-    /// A bad option value.
-    static func usage(_ problem: String) -> TrainingError { TrainingError(message: problem, isUsage: true) }
-
-    /// Any library error as a training error: the project's errors already read `<file>: <problem>`.
-    static func wrap(_ error: Error, _ file: String) -> TrainingError {
-        if let e = error as? TrainingError { return e }
-        if error is CaptionError || error is VisionError || error is ImageError || error is SafeTensorsError {
-            return TrainingError(message: "\(error)")
-        }
-        return TrainingError(file: file, "\(error)")
-    }
+/// Any error met while loading a model, checkpoint or image for training, as one `CaptionError` about `file`.
+/// Vision, Imaging and SafeTensors errors already read `<file>: <problem>` and pass through as they are.
+func trainingError(_ error: Error, _ file: String) -> CaptionError {
+    if error is VisionError || error is ImageError || error is SafeTensorsError { return CaptionError(file: "", "\(error)") }
+    return CaptionError.wrapping(error, file: file)
 }

@@ -11,7 +11,7 @@ import CaptionData
 /// ```swift
 /// import Captioning
 ///
-/// let captioner = try Captioner(modelFolder: "weights/")
+/// let captioner = try Captioner(modelFolder: Captioner.defaultModelFolder())   // or any model folder
 /// let result = try captioner.caption(imagePath: "cat.jpg")            // beam 3
 /// print(result.caption, result.logProb)                               // "a cat sitting on a couch" -4.2
 /// let greedy = try captioner.caption(imagePath: "cat.jpg", beam: 1, maxLength: 20)
@@ -32,14 +32,18 @@ import CaptionData
 /// ```
 ///
 /// Errors are `CaptionError`, `VisionError`, `ImageError` or `SafeTensorsError`; each one's `description` is a
-/// single line `<file>: <problem>`. The captioner is immutable after loading: calls may overlap across threads
-/// (each call also spreads its own work over `Threads.count` threads).
-public final class Captioner {
+/// single line `<file>: <problem>`.
+///
+/// The captioner is immutable after loading (its weight buffers are only read), so one instance may be shared
+/// by many threads and calls may overlap; each call also spreads its own work over `Threads.count` threads.
+public final class Captioner: @unchecked Sendable {
     /// The model folder it was loaded from.
     public let folder: String
     /// Image decoding, preprocessing and the CNN encoder.
     public let extractor: FeatureExtractor
+    /// The model's `config.json`.
     public let config: CaptionModelConfig
+    /// The attention LSTM decoder (its weights are in `parameters`).
     public let decoder: AttentionDecoder
     /// The decoder's parameters.
     public let parameters: Parameters
@@ -49,15 +53,24 @@ public final class Captioner {
     /// For float step matrices: greedy decoding picks its words reading fc in half precision, with the same
     /// results (see `ArgmaxScreen`).
     public let greedyScreen: ArgmaxScreen?
+    /// The word map.
     public let vocabulary: Vocabulary
     /// The annotation grid H'×W' of a preprocessed image (L = H'·W').
     public let grid: GridSize
 
+    /// The CNN encoder (inference weights only).
     public var encoder: Encoder { extractor.encoder }
+    /// Resize and normalisation of the model's input.
     public var preprocessing: Preprocessing { extractor.preprocessing }
 
-    /// Loads a model folder, checking that its parts fit together: the vocabulary size against the decoder's,
-    /// the encoder's feature size against the decoder's `encoder_dim`, every tensor's name and shape.
+    /// The shipped model's folder: `$CAPTION_WEIGHTS` when set, else the `weights/` folder next to the running
+    /// executable's package (as the command-line tool finds it).
+    public static func defaultModelFolder() throws -> String { try WeightsLocation.resolve(nil) }
+
+    /// Loads a model folder for inference, checking that its parts fit together: the vocabulary size against the
+    /// decoder's, the encoder's feature size against the decoder's `encoder_dim`, every tensor's name and shape.
+    /// Only the inference weights are kept (BatchNorm folded into the convolutions; see
+    /// `Encoder.releaseTrainingWeights`): training loads its models through `CaptionTraining`.
     public init(modelFolder path: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -84,6 +97,7 @@ public final class Captioner {
         try decoder.load(from: SafeTensorsFile(path: decoderPath), into: parameters)
 
         let (encoder, encoderConfig) = try Encoder.load(path: path)
+        encoder.releaseTrainingWeights()
         guard encoder.featureDimension == config.decoder.encoderDim else {
             throw CaptionError(file: configPath, "decoder.encoder_dim is \(config.decoder.encoderDim) but the encoder "
                             + "(\(encoder.architecture)) gives \(encoder.featureDimension)-d features")

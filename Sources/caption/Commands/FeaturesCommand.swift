@@ -1,3 +1,4 @@
+import CaptionSupport
 import ArgumentParser
 import Foundation
 import Imaging

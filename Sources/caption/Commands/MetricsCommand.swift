@@ -31,8 +31,6 @@ struct MetricsCommand: ParsableCommand {
             print(scores.jsonLine())
         } catch let error as CaptionError {
             throw CaptionError(error.description)
-        } catch let error as MetricsError {
-            throw CaptionError(file: hyps, error.description)
         }
     }
 }

@@ -75,7 +75,7 @@ struct SynthShapesCommand: ParsableCommand {
         do {
             writer = try ShapesDatasetWriter(world: try ShapesWorld(options: try options()), count: count, seed: seed,
                                              fractions: try fractions())
-        } catch let error as ShapesWorldError {
+        } catch let error as CaptionSupport.CaptionError where error.kind == .usage {
             throw ValidationError(error.description)
         }
         let started = Date()

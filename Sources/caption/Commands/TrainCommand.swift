@@ -289,7 +289,7 @@ struct TrainCommand: ParsableCommand {
                 trainer = try Trainer(data: data, out: out, options: try options(), spec: try spec(),
                                       initialModel: initFrom, encoderWeights: encoderWeights)
             }
-        } catch let error as TrainingError where error.isUsage {
+        } catch let error as CaptionSupport.CaptionError where error.kind == .usage {
             throw ValidationError(error.description)
         } catch let error as ValidationError {
             throw error

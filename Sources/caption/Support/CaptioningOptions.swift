@@ -20,14 +20,12 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .long, help: "No informational output on stderr (errors still print).")
     var quiet = false
 
-    /// The model folder's captioner, for inference only (the encoder's training copy of its weights is released
-    /// once folded); a load failure is one `<file>: <problem>` line.
+    /// The model folder's captioner (inference weights only); a load failure is one `<file>: <problem>` line.
     func loadCaptioner() throws -> Captioner {
         Log.quiet = quiet
         let folder = try WeightsLocation.resolve(weights)
         let captioner: Captioner
         do { captioner = try Captioner(modelFolder: folder) } catch { throw CaptionError("\(error)") }
-        captioner.encoder.releaseTrainingWeights()
         return captioner
     }
 }

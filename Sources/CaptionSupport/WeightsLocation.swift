@@ -1,17 +1,16 @@
 import Foundation
 
-/// Where a command's model comes from when `--weights` is not given (CLI.md, "--weights DIR defaults to the
-/// shipped model"):
+/// Where a model comes from when none is named (the CLI's `--weights DIR` defaults to the shipped model):
 ///   1. `--weights PATH` when given (a model folder, or for `caption features` also a bare safetensors file);
 ///   2. `$CAPTION_WEIGHTS` when set: the shipped-model root (`weights/`), so `caption video` uses
 ///      `$CAPTION_WEIGHTS/video`;
 ///   3. `weights/` next to the executable's package: from the executable's real directory upwards, the first
 ///      folder that holds a `weights/` directory, stopping at the package root (the folder with
 ///      `Package.swift`), e.g. `<repo>/weights` for `<repo>/.build/release/caption`.
-enum WeightsLocation {
+public enum WeightsLocation {
     /// The model path to use, or a one-line `CaptionError` when there is none.
     /// `subdirectory` is the model's place under the root (`"video"` for `caption video`).
-    static func resolve(_ explicit: String?, subdirectory: String? = nil) throws -> String {
+    public static func resolve(_ explicit: String?, subdirectory: String? = nil) throws -> String {
         if let explicit { return explicit }
         let fm = FileManager.default
         func under(_ root: String) -> String {
@@ -33,7 +32,7 @@ enum WeightsLocation {
     }
 
     /// The `weights/` folder next to the executable's package, if there is one.
-    static func shippedRoot() -> String? {
+    public static func shippedRoot() -> String? {
         let fm = FileManager.default
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let executablePath = Bundle.main.executablePath.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath() } ?? exe
