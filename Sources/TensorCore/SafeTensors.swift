@@ -230,7 +230,7 @@ public struct SafeTensorsFile: @unchecked Sendable {
                 memcpy(dst, src, n * 4)
             case .F16:
                 for i in 0..<n {
-                    dst[i] = Float(SafeTensorsFile.halfToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                    dst[i] = Half.toFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                 }
             case .BF16:
                 for i in 0..<n {
@@ -279,50 +279,6 @@ public struct SafeTensorsFile: @unchecked Sendable {
         }
         let src = mapping.base + e.begin
         return (0..<(e.end - e.begin) / 4).map { src.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) }
-    }
-
-    /// IEEE 754 binary16 bits to Float, exactly (including subnormals, infinities and NaN),
-    /// without relying on the `Float16` type, which is unavailable on some platforms.
-    public static func halfToFloat(_ h: UInt16) -> Float {
-        let sign = UInt32(h & 0x8000) << 16
-        let exponent = Int((h >> 10) & 0x1F)
-        let mantissa = UInt32(h & 0x3FF)
-        if exponent == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13)) }
-        if exponent == 0 {
-            // Subnormal (or zero): mantissa · 2⁻²⁴, exact in Float.
-            let magnitude = Float(mantissa) * Float(bitPattern: 0x3380_0000)  // 2^-24
-            return sign != 0 ? -magnitude : magnitude
-        }
-        return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | (mantissa << 13))
-    }
-
-    /// Float to IEEE 754 binary16 bits, rounded to nearest even (overflow to ±∞, NaN kept quiet), the
-    /// inverse of `halfToFloat` on every half value.
-    public static func floatToHalf(_ f: Float) -> UInt16 {
-        let x = f.bitPattern
-        let sign = UInt16(truncatingIfNeeded: (x >> 16) & 0x8000)
-        let biased = Int((x >> 23) & 0xFF), mantissa = x & 0x7F_FFFF
-        if biased == 0xFF { return sign | 0x7C00 | (mantissa != 0 ? 0x200 : 0) }
-        let exponent = biased - 127 + 15
-        if exponent >= 31 { return sign | 0x7C00 }
-        // Keep `shift` low bits fewer; round the dropped ones to nearest, ties to even (a carry into the
-        // exponent field is the correct next value, up to ∞).
-        func rounded(_ value: UInt32, shift: UInt32) -> UInt32 {
-            let kept = value >> shift, rest = value & ((1 << shift) - 1), half = UInt32(1) << (shift - 1)
-            return rest > half || (rest == half && kept & 1 == 1) ? kept + 1 : kept
-        }
-        if exponent <= 0 {
-            // Subnormal half: (1.mantissa) · 2^(exponent − 15) = m · 2⁻²⁴ with m = M >> (14 − exponent).
-            if exponent < -10 { return sign }
-            return sign | UInt16(rounded(mantissa | 0x80_0000, shift: UInt32(14 - exponent)))
-        }
-        return sign | UInt16(rounded(UInt32(exponent) << 23 | mantissa, shift: 13))
-    }
-
-    /// Rounds `count` floats in place to the nearest F16 value (what `SafeTensorsWriter.addHalf` stores), so the
-    /// values in memory are the ones an F16 file holds.
-    public static func roundToHalf(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { values[i] = halfToFloat(floatToHalf(values[i])) }
     }
 }
 
@@ -628,9 +584,9 @@ public struct SafeTensorsWriter {
     /// Adds a Float32 tensor (stored as F32).
     public mutating func add(_ name: String, _ t: Tensor) { append(name, t.shape, .f32(t.storage)) }
 
-    /// Adds a Float32 tensor stored as F16 (each value rounded to nearest even; see `floatToHalf`).
+    /// Adds a Float32 tensor stored as F16 (each value rounded to nearest even; see `Half.bits`).
     public mutating func addHalf(_ name: String, _ t: Tensor) {
-        append(name, t.shape, .f16(t.storage.map(SafeTensorsFile.floatToHalf)))
+        append(name, t.shape, .f16(t.storage.map(Half.bits)))
     }
 
     /// Adds a U8 tensor of the given shape.

@@ -397,16 +397,20 @@ final class SafeTensorsTests: XCTestCase {
     /// nearest even (halfway cases included), subnormals and overflow too; written files read back as F16.
     func testHalfPrecisionRoundingAndWriting() throws {
         for bits in 0...UInt16.max where (bits & 0x7C00) != 0x7C00 || (bits & 0x3FF) == 0 {
-            XCTAssertEqual(SafeTensorsFile.floatToHalf(SafeTensorsFile.halfToFloat(bits)), bits, "\(bits)")
+            XCTAssertEqual(Half.bits(Half.toFloat(bits)), bits, "\(bits)")
         }
-        XCTAssertEqual(SafeTensorsFile.floatToHalf(1 + 1.0 / 2048), 0x3C00)          // tie → even (1.0)
-        XCTAssertEqual(SafeTensorsFile.floatToHalf(1 + 3.0 / 2048), 0x3C02)          // tie → even (1 + 2⁻⁹)
-        XCTAssertEqual(SafeTensorsFile.floatToHalf(1 + 1.0 / 2048 + 1e-6), 0x3C01)   // above the tie
-        XCTAssertEqual(SafeTensorsFile.floatToHalf(65520), 0x7C00)                   // rounds up to ∞
-        XCTAssertEqual(SafeTensorsFile.floatToHalf(65519), 0x7BFF)
-        XCTAssertEqual(SafeTensorsFile.floatToHalf(-3e-8), 0x8001)                   // subnormal, rounded up
-        XCTAssertEqual(SafeTensorsFile.floatToHalf(2.9e-8), 0x0000)                  // below half the smallest
-        XCTAssertEqual(SafeTensorsFile.floatToHalf(.nan) & 0x7E00, 0x7E00)
+        XCTAssertEqual(Half.bits(1 + 1.0 / 2048), 0x3C00)          // tie → even (1.0)
+        XCTAssertEqual(Half.bits(1 + 3.0 / 2048), 0x3C02)          // tie → even (1 + 2⁻⁹)
+        XCTAssertEqual(Half.bits(1 + 1.0 / 2048 + 1e-6), 0x3C01)   // above the tie
+        XCTAssertEqual(Half.bits(65520), 0x7C00)                   // rounds up to ∞
+        XCTAssertEqual(Half.bits(65519), 0x7BFF)
+        XCTAssertEqual(Half.bits(-3e-8), 0x8001)                   // subnormal, rounded up
+        XCTAssertEqual(Half.bits(2.9e-8), 0x0000)                  // below half the smallest
+        XCTAssertEqual(Half.bits(.nan) & 0x7E00, 0x7E00)
+        var inPlace: [Float] = [0.1, -2.5, 1e-5, 65520, -7e-8, 1 + 1.0 / 2048]
+        let expected = inPlace.map { Half.toFloat(Half.bits($0)) }
+        Half.round(&inPlace, count: inPlace.count)
+        XCTAssertEqual(inPlace, expected)
 
         let values: [Float] = [0.1, -2.5, 1e-5, 3.14159, 60000, -7e-8]
         var writer = SafeTensorsWriter()
@@ -417,6 +421,6 @@ final class SafeTensorsTests: XCTestCase {
         let file = try SafeTensorsFile(path: path)
         XCTAssertEqual(file.info("w")?.dtype, .F16)
         XCTAssertEqual(try file.tensor("w").storage,
-                       values.map { SafeTensorsFile.halfToFloat(SafeTensorsFile.floatToHalf($0)) })
+                       values.map { Half.toFloat(Half.bits($0)) })
     }
 }
