@@ -87,6 +87,15 @@ extension LoadingTests {
             (#"{"encoder": {"arch": "resnet18"}, "preprocess": {"size": 224, "std": "x"}}"#,
              "preprocess.std: expected 3 numbers (R, G, B)"),
             ("5", "not a JSON object"),
+            // Used to trap (a null list element) or to be ignored (a non-string weights file).
+            (#"{"encoder": {"arch": "compact", "channels": [8, null]}, \#(pre)}"#, "encoder.channels: expected a positive integer"),
+            (#"{"encoder": {"arch": "resnet18", "pool": [null, 2]}, \#(pre)}"#, "encoder.pool: expected [H, W], a size, or null"),
+            (#"{"encoder": {"arch": "resnet18"}, "preprocess": {"size": 224, "std": [1, null, 1]}}"#,
+             "preprocess.std: expected 3 numbers (R, G, B)"),
+            (#"{"encoder": {"arch": "resnet18", "weights": 5}, \#(pre)}"#, "encoder.weights: expected a string"),
+            // Malformed JSON says so, with Foundation's description of where.
+            (#"{"encoder": x}"#, "malformed JSON: invalid value around character 12"),
+            (#"{"encoder": {"#, "malformed JSON: unexpected end of file during JSON parse"),
         ]
         for (json, problem) in cases {
             XCTAssertEqual(try configError(json), "\(p): \(problem)", json)
