@@ -214,7 +214,7 @@ final class SafeTensorsTests: XCTestCase {
             // Plain write(2): Foundation's Data.write syncs, which makes many small files slow.
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             XCTAssertGreaterThanOrEqual(fd, 0)
-            XCTAssertEqual(bytes.withUnsafeBytes { writeFully(fd, $0) }, 0)
+            XCTAssertEqual(bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, bytes.count)
             close(fd)
             tried += 1
             do {
