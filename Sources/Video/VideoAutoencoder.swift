@@ -159,7 +159,7 @@ public final class VideoAutoencoder {
 
     /// Rounds every parameter to the nearest F16 value (what `VideoModelFolder.save(…, half: true)` stores).
     public func roundToHalfPrecision() {
-        SafeTensorsFile.roundToHalf(parameters.values, count: parameters.count)
+        Half.round(parameters.values, count: parameters.count)
     }
 
     /// One forward and backward pass over `batch` (F ≥ `config.framesNeeded` frames; the first T are read, the

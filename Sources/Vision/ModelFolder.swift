@@ -49,20 +49,26 @@ public struct EncoderConfig: Equatable, Sendable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw VisionError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file")
         }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw VisionError(file: path, "not a JSON object")
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {
+            // Foundation's own wording, e.g. "Invalid value around character 15."
+            var detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "unreadable"
+            if detail.hasSuffix(".") { detail.removeLast() }
+            throw VisionError(file: path, "malformed JSON: " + detail.prefix(1).lowercased() + detail.dropFirst())
         }
+        guard let root = json as? [String: Any] else { throw VisionError(file: path, "not a JSON object") }
         try self.init(json: root, file: path)
     }
 
-    /// Parses an already-decoded `config.json` object; `file` names it in errors.
+    /// Parses an already-decoded `config.json` object (as `JSONSerialization` gives it); `file` names it in errors.
+    /// Absent and null values read as their defaults.
     public init(json root: [String: Any], file: String) throws {
         func bad(_ what: String) -> VisionError { VisionError(file: file, what) }
         guard let enc = root["encoder"] as? [String: Any] else { throw bad("no \"encoder\" object") }
         guard let archName = enc["arch"] as? String else { throw bad("encoder.arch: missing or not a string") }
         func int(_ v: Any?, _ key: String) throws -> Int? {
             guard let v, !(v is NSNull) else { return nil }
-            guard !isBool(v), let n = v as? NSNumber, let i = Int(exactly: n.doubleValue), i > 0 else {
+            guard let n = v as? NSNumber, !isBool(n), let i = Int(exactly: n.doubleValue), i > 0 else {
                 throw bad("\(key): expected a positive integer")
             }
             return i
@@ -70,13 +76,16 @@ public struct EncoderConfig: Equatable, Sendable {
         func ints(_ v: Any?, _ key: String) throws -> [Int]? {
             guard let v, !(v is NSNull) else { return nil }
             guard let a = v as? [Any], !a.isEmpty else { throw bad("\(key): expected a list of positive integers") }
-            return try a.map { try int($0, key)! }
+            return try a.map {
+                guard let i = try int($0, key) else { throw bad("\(key): expected a positive integer") }
+                return i
+            }
         }
         func floats(_ v: Any?, _ key: String) throws -> [Float]? {
             guard let v, !(v is NSNull) else { return nil }
             guard let a = v as? [Any], a.count == 3 else { throw bad("\(key): expected 3 numbers (R, G, B)") }
             return try a.map {
-                guard !isBool($0), let n = $0 as? NSNumber else { throw bad("\(key): expected 3 numbers (R, G, B)") }
+                guard let n = $0 as? NSNumber, !isBool(n) else { throw bad("\(key): expected 3 numbers (R, G, B)") }
                 return n.floatValue
             }
         }
@@ -104,7 +113,11 @@ public struct EncoderConfig: Equatable, Sendable {
                 throw bad("encoder.output: \(output) is not supported for \(arch.name) (expected \(allowed.joined(separator: " or ")))")
             }
         }
-        let weights = enc["weights"] as? String ?? "encoder.safetensors"
+        var weights = "encoder.safetensors"
+        if let w = enc["weights"], !(w is NSNull) {
+            guard let s = w as? String else { throw bad("encoder.weights: expected a string") }
+            weights = s
+        }
         var naming: TensorNaming?
         if let n = enc["naming"], !(n is NSNull) {
             guard let s = n as? String, let t = TensorNaming(rawValue: s) else {
@@ -132,11 +145,8 @@ public struct EncoderConfig: Equatable, Sendable {
     }
 }
 
-/// JSON `true`/`false` (which Foundation also hands out as NSNumber).
-private func isBool(_ v: Any) -> Bool {
-    if v is Bool, let n = v as? NSNumber { return String(cString: n.objCType) == "c" || type(of: v) == Bool.self }
-    return false
-}
+/// JSON `true`/`false` arrive as NSNumbers of C type `char` (as does a Swift `Bool`); numbers never do.
+private func isBool(_ number: NSNumber) -> Bool { String(cString: number.objCType) == "c" }
 
 /// An H×W grid size (the adaptive pool's output).
 public struct GridSize: Equatable, Sendable {

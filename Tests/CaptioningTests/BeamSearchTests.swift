@@ -241,7 +241,7 @@ final class BeamSearchTests: XCTestCase {
                     } } } }
                 assertClose(y, expected, rtol: 1e-5, atol: 1e-4, "m=\(m) n=\(n) k=\(k) avx2=\(RowGEMM.usesAVX2)", file: file, line: line)
                 // The same product from half weights equals the float kernel's on the widened values, bit for bit.
-                let halves = w.storage.map(SafeTensorsFile.floatToHalf), widened = halves.map(SafeTensorsFile.halfToFloat)
+                let halves = w.storage.map(Half.bits), widened = halves.map(Half.toFloat)
                 var fromFloat = Tensor(shape: [m, n], repeating: 1), fromHalf = fromFloat
                 x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in
                     widened.withUnsafeBufferPointer { wb in fromFloat.withUnsafeMutableBufferPointer {

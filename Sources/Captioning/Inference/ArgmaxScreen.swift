@@ -40,7 +40,7 @@ public final class ArgmaxScreen: @unchecked Sendable {
         for j in 0..<n {
             var err = 0.0, norm = 0.0, halfNorm = 0.0
             for i in 0..<k {
-                let v = w[j * k + i], h = SafeTensorsFile.floatToHalf(v), hv = Double(SafeTensorsFile.halfToFloat(h))
+                let v = w[j * k + i], h = Half.bits(v), hv = Double(Half.toFloat(h))
                 halves[j * k + i] = h
                 err += (hv - Double(v)) * (hv - Double(v))
                 norm += Double(v) * Double(v)

@@ -24,8 +24,8 @@ public final class HalfStepWeights: @unchecked Sendable {
             pointers[param.offset] = dst
             bytes += n * MemoryLayout<UInt16>.stride
             for i in 0..<n {
-                let h = SafeTensorsFile.floatToHalf(src[i])
-                guard SafeTensorsFile.halfToFloat(h) == src[i] else { return nil }
+                let h = Half.bits(src[i])
+                guard Half.toFloat(h) == src[i] else { return nil }
                 dst[i] = h
             }
         }
@@ -47,6 +47,6 @@ extension AttentionDecoder {
     /// Rounds the step matrices of `p` to half precision in place (nearest, ties to even — torch's `.half()`),
     /// so `HalfStepWeights(self, p)` exists; for benchmarks and tests of the half path.
     public func roundStepMatricesToHalf(_ p: Parameters) {
-        for param in stepMatrices { SafeTensorsFile.roundToHalf(p.value(param), count: param.count) }
+        for param in stepMatrices { Half.round(p.value(param), count: param.count) }
     }
 }
