@@ -26,11 +26,10 @@ struct FeaturesCommand: ParsableCommand {
     @Option(name: .long, help: "Model folder or encoder safetensors file (default: the shipped model).")
     var weights: String?
 
-    @Flag(name: .long, help: "No progress or informational output on stderr.")
-    var quiet = false
+    @OptionGroup var log: LogOptions
 
     func run() throws {
-        Log.quiet = quiet
+        log.apply()
         let modelPath = try WeightsLocation.resolve(weights)
         let extractor: FeatureExtractor
         do { extractor = try FeatureExtractor(weights: modelPath) } catch {
