@@ -39,7 +39,7 @@ struct SynthShapesCommand: ParsableCommand {
     @Option(name: .long, help: "Background: plain, noise or texture.")
     var background: ShapeBackground = .plain
 
-    @Option(name: .long,
+    @Option(name: [.customLong("hold-out"), .customLong("holdout")],
             help: "Comma-separated colour-shape pairs kept out of train and val and put in every test image, e.g. \"red circle,blue star\".",
             transform: commaSeparated)
     var holdout: [ShapeCombination]?
