@@ -37,6 +37,7 @@ public struct VideoTrainingJob {
         }
     }
 
+    /// The training sequences.
     public var data: VideoTrainingSource
     /// Evaluated (free-running) after each epoch and at the end, when given.
     public var validation: VideoTrainingSource?
@@ -107,20 +108,23 @@ public enum VideoTrainingProblem: Error, CustomStringConvertible, Equatable, Sen
 
 /// The means over the steps since the previous report.
 public struct VideoTrainingReport: Equatable, Sendable {
-    /// The step just taken (1-based) of `totalSteps`.
+    /// The step just taken (1-based).
     public var step: Int
+    /// The run's length in steps.
     public var totalSteps: Int
     /// Zero-based epoch of the last step.
     public var epoch: Int
     /// Mean total loss (the unweighted sum of the two decoders' losses) of the steps that computed it.
     public var loss: Double
-    /// Mean reconstruction and future losses (0 for an absent decoder).
+    /// Mean reconstruction loss (0 without a reconstruction decoder).
     public var reconstruction: Double
+    /// Mean future-prediction loss (0 without a future predictor).
     public var future: Double
     /// Mean global gradient norm before clipping.
     public var gradientNorm: Double
-    /// The teacher-forcing probability ε and the learning rate of the last step.
+    /// The teacher-forcing probability ε of the last step.
     public var teacherProbability: Double
+    /// The learning rate of the last step.
     public var learningRate: Float
     /// Training sequences per second of wall time over the window.
     public var sequencesPerSecond: Double
@@ -177,6 +181,7 @@ public struct VideoTrainingResult {
 /// let result = try training.run()
 /// ```
 public final class VideoTraining {
+    /// What the run does.
     public let job: VideoTrainingJob
     /// Progress reports (called on the training thread).
     public var onEvent: (VideoTrainingEvent) -> Void = { _ in }
