@@ -82,8 +82,9 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
     }
 }
 
-/// The training loop, apart from the model: batches from a `VideoDataset`, Adam, gradient clipping by norm,
-/// the scheduled-sampling schedule, atomic checkpoints and an exact resume.
+/// One optimiser step at a time, apart from the model: batches from a `VideoDataset`, Adam, gradient clipping by
+/// norm, the scheduled-sampling schedule, atomic checkpoints and an exact resume. `VideoTraining` runs it to the
+/// end with reports, validations and the model folder.
 ///
 /// Batches: each epoch visits the sequences in a seeded random order, B at a time (the last partial batch is
 /// dropped), and takes from each a random window of `framesNeeded` frames (the whole sequence when it is
@@ -106,7 +107,7 @@ public final class VideoTrainer {
     }
     public private(set) var state: State
 
-    /// What `run` reports after each step.
+    /// What `step` returns (and `VideoTraining` reports as a `.step` event).
     public struct Progress {
         public var step: Int
         public var totalSteps: Int

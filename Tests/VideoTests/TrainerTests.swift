@@ -124,4 +124,107 @@ final class TrainerTests: XCTestCase {
             XCTAssertTrue("\(error)".hasPrefix(root + "/bad.safetensors: "), "\(error)")
         }
     }
+
+    // MARK: VideoTraining (the whole run, as `caption video train` does it)
+
+    func job(_ out: String, steps: Int, resume: VideoTrainingJob.Resume? = nil) -> VideoTrainingJob {
+        var options = Self.options(steps: steps)
+        options.checkpointEvery = 5
+        return VideoTrainingJob(data: .sequences(Self.data, name: "tiny"), validation: .sequences(Self.data, name: "tiny"),
+                                out: root + "/" + out, config: Self.config(), options: options, resume: resume, logEvery: 4)
+    }
+
+    func testTrainingRunReportsCheckpointsAndWritesTheModelFolder() throws {
+        let training = VideoTraining(job("run", steps: 12))
+        var reports: [Int] = [], checkpoints: [Int] = [], validations: [Int] = [], steps = 0, finished = 0
+        var started: (step: Int, total: Int, perEpoch: Int)?
+        training.onEvent = { event in
+            switch event {
+            case .started(let step, let total, _, let perEpoch, _, let resumed):
+                XCTAssertFalse(resumed)
+                started = (step, total, perEpoch)
+            case .step: steps += 1
+            case .report(let r): reports.append(r.step); XCTAssertTrue(r.loss.isFinite && r.loss > 0)
+            case .checkpoint(let step, _): checkpoints.append(step)
+            case .validation(let step, _): validations.append(step)
+            case .finished: finished += 1
+            case .noCheckpoint, .dataLoaded: break
+            }
+        }
+        let result = try training.run()
+        XCTAssertEqual(started?.step, 0); XCTAssertEqual(started?.total, 12); XCTAssertEqual(started?.perEpoch, 6)
+        XCTAssertEqual(steps, 12)
+        XCTAssertEqual(reports, [4, 8, 12])
+        XCTAssertEqual(checkpoints, [5, 10, 12])
+        XCTAssertEqual(validations, [7, 12], "after each epoch (seen at the next epoch's first step) and at the end")
+        XCTAssertEqual(finished, 1)
+        XCTAssertEqual(result.steps, 12)
+        XCTAssertFalse(result.interrupted)
+
+        // The same weights as stepping a VideoTrainer by hand from the same initialisation.
+        let model = try VideoAutoencoder(config: Self.config())
+        var options = Self.options(steps: 12)
+        options.checkpointEvery = 5
+        let trainer = try VideoTrainer(model: model, data: Self.data, options: options)
+        trainer.initializeModel()
+        while !trainer.isFinished { trainer.step() }
+        XCTAssertEqual(values(result.model), values(model))
+
+        let (loaded, anomaly) = try VideoModelFolder.load(root + "/run")
+        XCTAssertEqual(values(loaded), values(model))
+        XCTAssertEqual(anomaly?.sequences, 24)
+        let (config, _) = try VideoTrainer.checkpointConfig(root + "/run/checkpoint.safetensors")
+        XCTAssertEqual(config, Self.config())
+    }
+
+    func testStoppedAndResumedRunEqualsAnUninterruptedOne() throws {
+        let straight = try VideoTraining(job("straight", steps: 12)).run()
+
+        let first = VideoTraining(job("parts", steps: 12))
+        var checkpoints: [Int] = []
+        first.onEvent = { event in
+            if case .step(let p) = event, p.step == 7 { first.requestStop() }  // crosses an epoch boundary
+            if case .checkpoint(let step, _) = event { checkpoints.append(step) }
+        }
+        let stopped = try first.run()
+        XCTAssertTrue(stopped.interrupted)
+        XCTAssertEqual(stopped.steps, 7)
+        XCTAssertEqual(checkpoints, [5, 7], "a stopped run checkpoints its last step")
+
+        let second = VideoTraining(job("parts", steps: 3, resume: .init(steps: 12)))  // options come from the checkpoint
+        var resumedAt: Int?
+        second.onEvent = { if case .started(let step, _, _, _, _, true) = $0 { resumedAt = step } }
+        let resumed = try second.run()
+        XCTAssertEqual(resumedAt, 7)
+        XCTAssertEqual(resumed.steps, 12)
+        XCTAssertEqual(values(resumed.model), values(straight.model))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: root + "/parts/model.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: root + "/straight/model.safetensors")))
+
+        // A resume without a checkpoint says so and starts afresh.
+        let fresh = VideoTraining(job("fresh", steps: 2, resume: .init()))
+        var noCheckpoint = false
+        fresh.onEvent = { if case .noCheckpoint = $0 { noCheckpoint = true } }
+        XCTAssertEqual(try fresh.run().steps, 2)
+        XCTAssertTrue(noCheckpoint)
+    }
+
+    func testTrainingJobProblems() throws {
+        var synthetic = job("synthetic", steps: 1)
+        synthetic.data = .synthetic(count: 4, seed: 1)
+        XCTAssertThrowsError(try VideoTraining(synthetic).run()) { error in
+            XCTAssertEqual(error as? VideoTrainingProblem, .syntheticFrames(size: 64))
+        }
+        var features = job("features", steps: 1)
+        features.config.input = .features
+        XCTAssertThrowsError(try VideoTraining(features).run()) { error in
+            XCTAssertEqual(error as? VideoTrainingProblem, .featureEncoderMissing)
+        }
+        var missing = job("missing", steps: 1)
+        missing.data = .folder(root + "/nothing")
+        XCTAssertThrowsError(try VideoTraining(missing).run()) { error in
+            XCTAssertTrue("\(error)".hasPrefix(root + "/nothing: "), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/missing"), "nothing written before the data loads")
+    }
 }

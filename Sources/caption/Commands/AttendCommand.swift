@@ -43,8 +43,7 @@ struct AttendCommand: ParsableCommand {
 
     func run() throws {
         let captioner = try model.loadCaptioner()
-        let decoded: RGBImage
-        do { decoded = try captioner.extractor.decoder.decode(path: image) } catch { throw CaptionError("\(error)") }
+        let decoded = try captioner.extractor.decoder.decode(path: image)
         let r = captioner.caption(image: decoded, beam: search.beam, maxLength: search.maxLength,
                                   lengthPenalty: search.lengthPenalty)
         // The grid covers what the network sees: the whole image, or its centre crop when the model crops.
@@ -52,7 +51,7 @@ struct AttendCommand: ParsableCommand {
         let view = pre.cropWidth == nil ? decoded : pre.image(decoded)
         let figure = AttentionFigure(panelWidth: panelWidth, columns: columns)
             .render(image: view, words: r.tokens, alphas: r.alphas, grid: r.grid)
-        do { try figure.writePNG(to: out) } catch { throw CaptionError("\(error)") }
+        try figure.writePNG(to: out)
         print("\(image)\t\(r.caption)")
         Log.info("\(out): \(r.tokens.count) attention maps (\(r.grid.height)×\(r.grid.width) grid), \(figure.width)×\(figure.height) px")
     }

@@ -75,7 +75,7 @@ struct BatchCommand: ParsableCommand {
         options.beam = search.beam
         options.maxLength = search.maxLength
         options.lengthPenalty = search.lengthPenalty
-        let view = BatchProgressView()
+        let display = ProgressDisplay()
         let summary: BatchProgress
         do {
             let output = try out.map { try BatchOutput(path: $0, format: format, resume: resume) }
@@ -84,46 +84,25 @@ struct BatchCommand: ParsableCommand {
                 Log.info("batch: \(output.path ?? ""): cut a torn last record (\(output.repairedBytes) bytes) left by an interrupted run")
             }
             if resume && !output.recorded.isEmpty { Log.info("batch: \(output.recorded.count) file(s) already recorded; skipping them") }
-            summary = try BatchCaptioner(captioner: captioner, options: options).run(folder: folder, output: output, progress: view.update)
+            summary = try BatchCaptioner(captioner: captioner, options: options).run(folder: folder, output: output, progress: { show($0, on: display) })
         } catch {
-            view.finish()
-            throw CaptionError("\(error)")
+            display.finish()
+            throw error
         }
-        view.finish()
+        display.finish()
         Log.info(String(format: "batch: %d captioned, %d failed, %d skipped in %.1f s (%.1f images/s)", summary.captioned,
                         summary.failed, summary.skipped, summary.seconds, summary.imagesPerSecond))
     }
 }
 
-extension BatchFormat: ExpressibleByArgument {}
-
-/// The batch run's progress on stderr: a bar with the count, images/s and ETA on a terminal (redrawn at most
-/// ten times a second), plain lines every few seconds otherwise (`Progress.line`), nothing with --quiet.
-final class BatchProgressView {
-    private var lastDraw = Date.distantPast
-    private var drawn = false
-
-    func update(_ p: BatchProgress) {
-        guard !Log.quiet else { return }
-        let now = Date()
-        if Log.stderrIsTerminal && now.timeIntervalSince(lastDraw) < 0.1 && p.done != p.total { return }
-        lastDraw = now
-        var text = "batch: \(p.done)" + (p.total.map { "/\($0)" } ?? "") + " files"
-        text += String(format: ", %.1f images/s", p.imagesPerSecond)
-        if let total = p.total, p.done > 0 {
-            text += ", ETA " + Progress.clock(p.seconds / Double(p.done) * Double(max(0, total - p.done)))
-            if Log.stderrIsTerminal {
-                let width = 24, filled = min(width, total > 0 ? width * p.done / total : width)
-                text = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + text
-            }
-        }
-        Progress.line(text)
-        drawn = true
-    }
-
-    /// Ends a redrawn bar's line so the summary starts on its own.
-    func finish() {
-        if drawn && Log.stderrIsTerminal && !Log.quiet { FileHandle.standardError.write(Data("\n".utf8)) }
-        drawn = false
+/// The batch run's progress: the count, images/s and ETA (and the bar, on a terminal, once the total is known).
+private func show(_ p: BatchProgress, on display: ProgressDisplay) {
+    var text = "batch: \(p.done)" + (p.total.map { "/\($0)" } ?? "") + " files"
+    text += String(format: ", %.1f images/s", p.imagesPerSecond)
+    if let total = p.total, p.done > 0 {
+        text += ", ETA " + ProgressDisplay.clock(p.seconds / Double(p.done) * Double(max(0, total - p.done)))
+        display.update(text, done: p.done, total: total, force: p.done == total)
+    } else {
+        display.update(text)
     }
 }

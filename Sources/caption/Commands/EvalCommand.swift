@@ -28,79 +28,46 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Split to caption.")
     var split = "test"
 
-    @Option(name: .long, help: "Model folder (default: the shipped model).")
-    var weights: String?
-
-    @Option(name: .long, help: "Beam size (1 = greedy).")
-    var beam = 3
-
-    @Option(name: .long, help: "Most words per caption (default: the model's max_length).")
-    var maxLength: Int?
-
     @Option(name: .long, help: "Write the COCO results file here.")
     var out: String?
 
     @Option(name: .long, help: "Images captioned together.")
     var batchSize = 16
 
-    @Flag(name: .long, help: "No progress on stderr.")
-    var quiet = false
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var search: BeamOptions
 
     func validate() throws {
-        guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be at least 1") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
     }
 
     func run() throws {
-        Log.quiet = quiet
-        let modelPath = try WeightsLocation.resolve(weights)
-        let captioner: Captioner
-        let dataset: CaptionDataset
-        do {
-            captioner = try Captioner(modelFolder: modelPath)
-            dataset = try CaptionDataset.load(folder: data, split: split)
-        } catch { throw CaptionError("\(error)") }
+        let captioner = try model.loadCaptioner()
+        let dataset = try CaptionDataset.load(folder: data, split: split)
         let started = Date()
         let result: EvaluationResult
+        let display = ProgressDisplay()
         do {
-            result = try CaptionEvaluation.run(captioner: captioner, dataset: dataset, beam: beam, maxLength: maxLength,
+            result = try CaptionEvaluation.run(captioner: captioner, dataset: dataset, beam: search.beam, maxLength: search.maxLength,
                                                batchSize: batchSize) { done, total in
-                Progress.line("eval \(self.split): \(done)/\(total) images", final: done == total)
+                display.update("eval \(self.split): \(done)/\(total) images", done: done, total: total, force: done == total)
             }
-        } catch { throw CaptionError("\(error)") }
+        } catch {
+            display.finish()
+            throw error
+        }
+        display.finish()
         if let out {
-            do { try COCOResultsFile.write(result.captions, to: out) } catch { throw CaptionError("\(error)") }
+            try COCOResultsFile.write(result.captions, to: out)
         }
         let seconds = Date().timeIntervalSince(started)
         var summary = String(format: "eval: %d images in %.1f s (%.1f images/s), beam %d", result.scores.images, seconds,
-                             Double(result.scores.images) / max(seconds, 1e-9), beam)
+                             Double(result.scores.images) / max(seconds, 1e-9), search.beam)
         if let p = result.pointing {
             summary += String(format: "; pointing: %d of %d colour/shape words (%d naming nothing in the scene)",
                               p.hits, p.words, p.unmatched)
         }
         Log.info(summary)
         print(result.jsonLine)
-    }
-}
-
-/// Progress on stderr: one redrawn line on a terminal, plain lines at most every few seconds otherwise.
-enum Progress {
-    nonisolated(unsafe) private static var lastPlain = Date.distantPast
-
-    static func line(_ text: String, final: Bool = false) {
-        guard !Log.quiet else { return }
-        if Log.stderrIsTerminal {
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(text)\(final ? "\n" : "")".utf8))
-        } else if final || Date().timeIntervalSince(lastPlain) >= 5 {
-            lastPlain = Date()
-            FileHandle.standardError.write(Data("\(text)\n".utf8))
-        }
-    }
-
-    /// "m:ss", or "h:mm:ss" from an hour on (ETAs).
-    static func clock(_ seconds: Double) -> String {
-        let s = seconds.isFinite ? Int(seconds.rounded()) : 0
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }

@@ -27,27 +27,20 @@ struct FeaturesCommand: ParsableCommand {
     @Option(name: .long, help: "Model folder or encoder safetensors file (default: the shipped model).")
     var weights: String?
 
-    @Flag(name: .long, help: "No progress or informational output on stderr.")
-    var quiet = false
+    @OptionGroup var log: LogOptions
 
     func run() throws {
-        Log.quiet = quiet
+        log.apply()
         let modelPath = try WeightsLocation.resolve(weights)
-        let extractor: FeatureExtractor
-        do { extractor = try FeatureExtractor(weights: modelPath) } catch {
-            throw CaptionError("\(error)")  // VisionError / SafeTensorsError: already "<file>: <problem>"
-        }
+        let extractor = try FeatureExtractor(weights: modelPath)
         extractor.encoder.releaseTrainingWeights()
-        let result: FeatureExtractor.Result
-        do { result = try extractor.extract(path: image) } catch {
-            throw CaptionError("\(error)")  // ImageError: "<image>: <problem>"
-        }
+        let result = try extractor.extract(path: image)
         var writer = SafeTensorsWriter()
         writer.add("image", shape: [result.image.height, result.image.width, 3], uint8: result.image.pixels)
         writer.add("input", result.input)
         writer.add("features", result.features)
         writer.metadata = ["arch": extractor.encoder.architecture.name, "source": (image as NSString).lastPathComponent]
-        do { try writer.write(to: out) } catch { throw CaptionError("\(error)") }
+        try writer.write(to: out)
         let grid = extractor.encoder.gridSize(height: result.input.shape[1], width: result.input.shape[2])
         Log.info("\(out): features \(result.features.shape[0])×\(result.features.shape[1]) "
                  + "(\(grid.height)×\(grid.width) grid, \(extractor.encoder.architecture.name))")

@@ -26,11 +26,6 @@ struct MetricsCommand: ParsableCommand {
     var hyps: String
 
     func run() throws {
-        do {
-            let scores = try COCOMetrics.evaluate(annotationFile: refs, resultsFile: hyps)
-            print(scores.jsonLine())
-        } catch let error as CaptionError {
-            throw CaptionError(error.description)
-        }
+        print(try COCOMetrics.evaluate(annotationFile: refs, resultsFile: hyps).jsonLine())
     }
 }

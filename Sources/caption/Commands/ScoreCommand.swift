@@ -34,8 +34,7 @@ struct ScoreCommand: ParsableCommand {
 
     func run() throws {
         let captioner = try model.loadCaptioner()
-        let s: CaptionScore
-        do { s = try captioner.score(imagePath: image, caption: caption) } catch { throw CaptionError("\(error)") }
+        let s = try captioner.score(imagePath: image, caption: caption)
         if !s.unknownWords.isEmpty {
             Log.info("\(image): not in the vocabulary, scored as <unk>: \(s.unknownWords.joined(separator: ", "))")
         }

@@ -43,10 +43,12 @@ struct SynthShapesCommand: ParsableCommand {
     var size: Int = 96
 
     @Option(name: .long, help: "Background: plain, noise or texture.")
-    var background: String = ShapeBackground.plain.rawValue
+    var background: ShapeBackground = .plain
 
-    @Option(name: .long, help: "Comma-separated colour-shape pairs kept out of train and val and put in every test image, e.g. \"red circle,blue star\".")
-    var holdout: String?
+    @Option(name: [.customLong("hold-out"), .customLong("holdout")],
+            help: "Comma-separated colour-shape pairs kept out of train and val and put in every test image, e.g. \"red circle,blue star\".",
+            transform: commaSeparated)
+    var holdout: [ShapeCombination]?
 
     @Option(name: .long, help: "Train, val and test shares, e.g. 0.8,0.1,0.1.")
     var split: String = "0.8,0.1,0.1"
@@ -60,17 +62,18 @@ struct SynthShapesCommand: ParsableCommand {
     @Option(name: .long, help: "Reference captions per image.")
     var captionsPerImage: Int = 5
 
-    @Option(name: .long, help: "Comma-separated shapes to draw (default: all of circle, square, triangle, star, diamond, cross).")
-    var shapes: String?
+    @Option(name: .long, help: "Comma-separated shapes to draw (default: all of circle, square, triangle, star, diamond, cross).",
+            transform: commaSeparated)
+    var shapes: [ShapeKind]?
 
-    @Option(name: .long, help: "Comma-separated colours to use (default: all of red, green, blue, yellow, purple, orange, white, gray).")
-    var colors: String?
+    @Option(name: .long, help: "Comma-separated colours to use (default: all of red, green, blue, yellow, purple, orange, white, gray).",
+            transform: commaSeparated)
+    var colors: [ShapeColor]?
 
-    @Flag(name: .long, help: "No progress on stderr.")
-    var quiet = false
+    @OptionGroup var log: LogOptions
 
     func run() throws {
-        Log.quiet = quiet
+        log.apply()
         let writer: ShapesDatasetWriter
         do {
             writer = try ShapesDatasetWriter(world: try ShapesWorld(options: try options()), count: count, seed: seed,
@@ -79,24 +82,23 @@ struct SynthShapesCommand: ParsableCommand {
             throw ValidationError(error.description)
         }
         let started = Date()
+        let display = ProgressDisplay()
+        defer { display.finish() }
         do {
             try writer.write(to: out) { done in
-                if Log.stderrIsTerminal && !Log.quiet {
-                    FileHandle.standardError.write(Data("\rsynth shapes: \(done)/\(count) images".utf8))
-                    if done == count { FileHandle.standardError.write(Data("\n".utf8)) }
-                } else {
-                    Log.info("synth shapes: \(done)/\(count) images")
-                }
+                display.update("synth shapes: \(done)/\(count) images", done: done, total: count, force: done == count)
             }
         } catch let error as CaptionError {
-            throw CaptionError(error.description)
+            throw error
         } catch {
             throw CaptionError(file: out, "\(error)")
         }
+        display.finish()
         let seconds = Date().timeIntervalSince(started)
         Log.info(String(format: "synth shapes: wrote %d images to %@ in %.1f s", count, out, seconds))
         let counts = writer.splitCounts
-        print("{\"out\": \(jsonString(out)), \"images\": \(count), \"train\": \(counts.train), \"val\": \(counts.val), \"test\": \(counts.test)}")
+        struct Summary: Encodable { let out: String, images: Int, train: Int, val: Int, test: Int }
+        try JSONOutput.print(Summary(out: out, images: count, train: counts.train, val: counts.val, test: counts.test))
     }
 
     func options() throws -> ShapesWorld.Options {
@@ -105,34 +107,10 @@ struct SynthShapesCommand: ParsableCommand {
         options.minObjects = minObjects
         options.maxObjects = maxObjects
         options.captionsPerImage = captionsPerImage
-        guard let background = ShapeBackground(rawValue: background) else {
-            throw ValidationError("--background must be plain, noise or texture, got \"\(background)\"")
-        }
         options.background = background
-        if let shapes {
-            options.shapes = try list(shapes).map { name in
-                guard let shape = ShapeKind(rawValue: name) else {
-                    throw ValidationError("--shapes: unknown shape \"\(name)\" (known: \(ShapeKind.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                return shape
-            }
-        }
-        if let colors {
-            options.colors = try list(colors).map { name in
-                guard let color = ShapeColor(rawValue: name) else {
-                    throw ValidationError("--colors: unknown colour \"\(name)\" (known: \(ShapeColor.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                return color
-            }
-        }
-        if let holdout {
-            options.holdout = try list(holdout).map { pair in
-                guard let combination = ShapeCombination(pair) else {
-                    throw ValidationError("--holdout: \"\(pair)\" is not a colour and a shape such as \"red circle\"")
-                }
-                return combination
-            }
-        }
+        if let shapes { options.shapes = shapes }
+        if let colors { options.colors = colors }
+        if let holdout { options.holdout = holdout }
         return options
     }
 
@@ -143,14 +121,4 @@ struct SynthShapesCommand: ParsableCommand {
         }
         return (train, val, test)
     }
-
-    func list(_ text: String) -> [String] {
-        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
-    }
-}
-
-/// A JSON string literal.
-func jsonString(_ text: String) -> String {
-    let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])
-    return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
 }

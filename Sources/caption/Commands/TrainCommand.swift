@@ -6,7 +6,6 @@ import CaptionSupport
 import CaptionTraining
 import SyntheticWorld
 import BatchCaptioning
-import Dispatch
 import Foundation
 import NN
 import TensorCore
@@ -79,9 +78,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Dropout before fc (default 0.5).")
     var dropout: Float?
     @Option(name: .long, help: "Attention nonlinearity: relu (tutorial, default) or tanh (paper).")
-    var attention: String?
+    var attention: AttentionDecoderConfig.AttentionActivation?
     @Option(name: .long, help: "Context gate: vector (tutorial, default) or scalar (paper).")
-    var gate: String?
+    var gate: GateArgument?
     @Option(name: .long, help: "The model's default caption length limit (default 50).")
     var maxLength: Int?
 
@@ -97,11 +96,12 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Weight of attention supervision from the object boxes of a synthetic set (default 0: off).",
                                             discussion: "Colour and shape words are pulled to attend inside the box of the object they name."))
     var attentionSupervision: Float?
-    @Option(name: .long, help: "Clip gradients to this global norm (the default, 5).")
+    @Option(name: .long, help: "Clip gradients to this global norm (default 5; 0: no clipping).")
     var clipNorm: Float?
     @Option(name: .long, help: "Clip each gradient element to [-X, X] instead.")
     var clipValue: Float?
-    @Flag(name: .long, help: "No gradient clipping.")
+    /// The first spelling of `--clip-norm 0`, still accepted.
+    @Flag(name: .long, help: .hidden)
     var noClip = false
     @Flag(name: .long, help: "Train the encoder too (default for a new CNN).")
     var fineTuneEncoder = false
@@ -111,14 +111,7 @@ struct TrainCommand: ParsableCommand {
     var fineTuneFrom: String?
 
     // Scheduled sampling
-    @Option(name: .long, help: "none (teacher forcing, default), linear, exponential or inverse-sigmoid.")
-    var scheduledSampling: String?
-    @Option(name: .long, help: "Schedule k: linear start (1), exponential base (0.9999), inverse-sigmoid scale (1000).")
-    var ssK: Double?
-    @Option(name: .long, help: "Linear schedule's decrease per step (default 1e-4).")
-    var ssC: Double?
-    @Option(name: .long, help: "Floor of ε, the teacher-forcing probability (default 0).")
-    var ssMin: Double?
+    @OptionGroup var sampling: SamplingOptions
     @Flag(name: .long, help: "Sample the model's token from its softmax instead of taking the argmax.")
     var ssSample = false
 
@@ -144,8 +137,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Disk for cached features beyond memory, MB (default 10240).")
     var cacheDisk: Int?
 
-    @Flag(name: .long, help: "No progress or log lines on stderr.")
-    var quiet = false
+    @OptionGroup var log: LogOptions
 
     /// Flags that a resumed run may not change (the stored options rule).
     private var modelAndOptimisationFlagsGiven: [String] {
@@ -160,15 +152,14 @@ struct TrainCommand: ParsableCommand {
             ("--attention", attention != nil), ("--gate", gate != nil), ("--max-length", maxLength != nil),
             ("--lr", lr != nil), ("--encoder-lr", encoderLr != nil), ("--weight-decay", weightDecay != nil),
             ("--alpha-c", alphaC != nil), ("--attention-supervision", attentionSupervision != nil),
-            ("--clip-norm", clipNorm != nil), ("--clip-value", clipValue != nil),
-            ("--no-clip", noClip), ("--fine-tune-encoder", fineTuneEncoder), ("--freeze-encoder", freezeEncoder),
-            ("--fine-tune-from", fineTuneFrom != nil), ("--scheduled-sampling", scheduledSampling != nil),
-            ("--ss-k", ssK != nil), ("--ss-c", ssC != nil), ("--ss-min", ssMin != nil), ("--ss-sample", ssSample),
+            ("--clip-norm", clipNorm != nil || noClip), ("--clip-value", clipValue != nil),
+            ("--fine-tune-encoder", fineTuneEncoder), ("--freeze-encoder", freezeEncoder),
+            ("--fine-tune-from", fineTuneFrom != nil), ("--ss-sample", ssSample),
             ("--val-beam", valBeam != nil), ("--val-images", valImages != nil), ("--lr-decay", lrDecay != nil),
             ("--lr-patience", lrPatience != nil), ("--early-stop", earlyStop != nil), ("--bn-recalibration", bnRecalibration != nil),
             ("--cache-memory", cacheMemory != nil), ("--cache-disk", cacheDisk != nil),
         ]
-        return given.filter(\.1).map(\.0)
+        return given.filter(\.1).map(\.0) + sampling.given
     }
 
     func validate() throws {
@@ -176,8 +167,9 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("\(flag) cannot be changed with --resume (the stored run's options are used; only --epochs, --max-steps, --checkpoint-every and --val-every may be given)")
         }
         if [clipNorm != nil, clipValue != nil, noClip].filter({ $0 }).count > 1 {
-            throw ValidationError("give at most one of --clip-norm, --clip-value and --no-clip")
+            throw ValidationError("give at most one of --clip-norm, --clip-value and --no-clip (--clip-norm 0)")
         }
+        try sampling.requireSchedule(sampleFlag: ssSample ? "--ss-sample" : nil)
         if fineTuneEncoder && freezeEncoder { throw ValidationError("give --fine-tune-encoder or --freeze-encoder, not both") }
         if initFrom != nil && encoderWeights != nil { throw ValidationError("give --init-from or --encoder-weights, not both") }
     }
@@ -198,20 +190,13 @@ struct TrainCommand: ParsableCommand {
         if let weightDecay { o.weightDecay = weightDecay }
         if let alphaC { o.alphaC = alphaC }
         if let attentionSupervision { o.attentionSupervision = attentionSupervision }
-        if let clipNorm { o.clipping = .norm(clipNorm) }
+        if let clipNorm { o.clipping = clipNorm == 0 ? .none : .norm(clipNorm) }
         if let clipValue { o.clipping = .value(clipValue) }
         if noClip { o.clipping = .none }
         // A new CNN must learn; a pretrained one stays frozen unless asked.
         o.fineTuneEncoder = fineTuneEncoder || (!freezeEncoder && initFrom == nil && encoderWeights == nil)
         o.fineTuneFrom = fineTuneFrom
-        if let name = scheduledSampling {
-            guard let kind = ScheduledSampling.Kind(rawValue: name) else {
-                throw ValidationError("--scheduled-sampling must be none, linear, exponential or inverse-sigmoid, got \"\(name)\"")
-            }
-            o.scheduledSampling = ScheduledSampling(kind: kind, k: ssK, c: ssC ?? 1e-4, minimum: ssMin ?? 0, sampleModelToken: ssSample)
-        } else if ssK != nil || ssC != nil || ssMin != nil || ssSample {
-            throw ValidationError("--ss-k, --ss-c, --ss-min and --ss-sample need --scheduled-sampling")
-        }
+        if let schedule = sampling.schedule(sampleModelToken: ssSample) { o.scheduledSampling = schedule }
         if let valBeam { o.validationBeam = valBeam }
         if let valImages { o.validationImages = valImages }
         o.validateEverySteps = valEvery
@@ -259,22 +244,13 @@ struct TrainCommand: ParsableCommand {
         if let decoderDim { s.decoderDim = decoderDim }
         if let maxLength { s.maxLength = maxLength }
         if let dropout { guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1)") }; s.dropout = dropout }
-        if let attention {
-            guard let a = AttentionDecoderConfig.AttentionActivation(rawValue: attention) else { throw ValidationError("--attention must be relu or tanh") }
-            s.attention = a
-        }
-        if let gate {
-            switch gate {
-            case "vector": s.gate = .perChannel
-            case "scalar": s.gate = .scalar
-            default: throw ValidationError("--gate must be vector or scalar")
-            }
-        }
+        if let attention { s.attention = attention }
+        if let gate { s.gate = gate.gate }
         return s
     }
 
     func run() throws {
-        Log.quiet = quiet
+        log.apply()
         HeapPolicy.retainFreedMemory()  // every step allocates the same temporaries: reuse their pages
         let trainer: Trainer
         do {
@@ -291,84 +267,64 @@ struct TrainCommand: ParsableCommand {
             }
         } catch let error as CaptionSupport.CaptionError where error.kind == .usage {
             throw ValidationError(error.description)
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            throw CaptionError("\(error)")
         }
-        let progress = TrainingProgress(quiet: quiet)
+        let progress = TrainingProgress()
         trainer.onEvent = { progress.handle($0) }
-        let stop = StopOnSignal { trainer.requestStop() }
+        let stop = StopOnSignal(label: "train") { trainer.requestStop() }
         defer { stop.cancel() }
         let summary: TrainingSummary
         do { summary = try trainer.run() } catch {
-            progress.finishLine()
-            throw CaptionError("\(error)")
+            progress.display.finish()
+            throw error
         }
-        progress.finishLine()
+        progress.display.finish()
         if summary.interrupted { Log.info("train: stopped on request after step \(summary.steps); --resume continues") }
-        func number(_ x: Double?) -> String { x.map { $0.isFinite ? String(format: "%.6g", $0) : "null" } ?? "null" }
-        let fields: [(String, String)] = [
-            ("out", jsonString(out)), ("steps", "\(summary.steps)"), ("epochs", "\(summary.epochs)"),
-            ("best_bleu4", number(summary.bestBLEU4)), ("best_step", summary.bestStep.map { "\($0)" } ?? "null"),
-            ("stopped_early", "\(summary.stoppedEarly)"), ("interrupted", "\(summary.interrupted)"),
-            ("training_seconds", number(summary.trainingSeconds)), ("captions_per_s", number(summary.captionsPerSecond)),
-        ]
-        print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+        try JSONOutput.print(TrainSummary(summary, out: out))
     }
 }
 
-/// Ctrl-C / SIGTERM: the first asks the trainer to stop after the current step (it checkpoints); a second one exits.
-final class StopOnSignal {
-    private var sources: [DispatchSourceSignal] = []
+/// `caption train`'s result line on stdout.
+struct TrainSummary: Encodable {
+    let out: String
+    let steps: Int, epochs: Int
+    let bestBLEU4: JSONNumber, bestStep: JSONNumber
+    let stoppedEarly: Bool, interrupted: Bool
+    let trainingSeconds: JSONNumber, captionsPerSecond: JSONNumber
 
-    init(_ onStop: @escaping () -> Void) {
-        var count = 0
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                count += 1
-                if count > 1 { Foundation.exit(130) }
-                Log.info("\ntrain: stopping after the current step (again to quit at once)")
-                onStop()
-            }
-            source.resume()
-            sources.append(source)
-        }
+    init(_ s: TrainingSummary, out: String) {
+        // Six significant digits: the run's timings and scores, not float noise.
+        func rounded(_ x: Double?) -> JSONNumber { JSONNumber(x.flatMap { Double(String(format: "%.6g", $0)) }) }
+        self.out = out
+        steps = s.steps; epochs = s.epochs
+        bestBLEU4 = rounded(s.bestBLEU4); bestStep = JSONNumber(s.bestStep)
+        stoppedEarly = s.stoppedEarly; interrupted = s.interrupted
+        trainingSeconds = rounded(s.trainingSeconds); captionsPerSecond = rounded(s.captionsPerSecond)
     }
 
-    func cancel() {
-        for s in sources { s.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
+    enum CodingKeys: String, CodingKey {
+        case out, steps, epochs, bestBLEU4 = "best_bleu4", bestStep = "best_step", stoppedEarly = "stopped_early"
+        case interrupted, trainingSeconds = "training_seconds", captionsPerSecond = "captions_per_s"
     }
 }
 
-/// Renders training events on stderr: a progress bar with ETA on a terminal, plain lines every 10 s otherwise;
-/// validations, checkpoints and model writes always get their own line. Nothing with --quiet.
+/// Renders `caption train`'s events through the progress display: a bar with ETA on a terminal, plain lines every
+/// 10 s otherwise; validations, checkpoints and model writes get their own line. Nothing with --quiet.
 final class TrainingProgress {
-    let quiet: Bool
-    let terminal = Log.stderrIsTerminal
-    private var totalSteps = 1, firstStep = 0, batchesPerEpoch = 1, epochs = 1
+    let display = ProgressDisplay(plainInterval: 10)
+    private var totalSteps = 1, firstStep = 0, epochs = 1
     private var started = Date()
-    private var lastPlain = Date.distantPast
-    private var barShown = false
     private var stepSeconds = 0.0, captions = 0
 
-    init(quiet: Bool) { self.quiet = quiet }
-
     func handle(_ event: TrainingEvent) {
-        guard !quiet else { return }
         switch event {
-        case .message(let text): line(text)
+        case .message(let text): display.line(text)
         case .preparing(let what, let done, let total):
-            if terminal { redraw("caching \(what): \(done)/\(total)") ; if done == total { finishLine() } }
-            else if done == total || Date().timeIntervalSince(lastPlain) >= 10 { lastPlain = Date(); line("caching \(what): \(done)/\(total)") }
+            display.update("caching \(what): \(done)/\(total)", force: done == total)
+            if done == total { display.finish() }
         case .started(let step, let total, let perEpoch, let epochs):
-            totalSteps = max(total, 1); firstStep = step; batchesPerEpoch = perEpoch; self.epochs = epochs
+            totalSteps = max(total, 1); firstStep = step; self.epochs = epochs
             started = Date()
-            line(step > 0 ? "train: resuming at step \(step) of \(total)" : "train: \(total) steps (\(epochs) epochs of \(perEpoch) batches)")
+            display.line(step > 0 ? "train: resuming at step \(step) of \(total)" : "train: \(total) steps (\(epochs) epochs of \(perEpoch) batches)")
         case .step(let r):
             stepSeconds += r.seconds; captions += r.captions
             let done = r.step - firstStep
@@ -376,39 +332,18 @@ final class TrainingProgress {
             let eta = done > 0 ? elapsed / Double(done) * Double(totalSteps - r.step) : 0
             let rate = stepSeconds > 0 ? Double(captions) / stepSeconds : 0
             let text = String(format: "epoch %d/%d step %d/%d loss %.4f ε %.3f lr %.2e %.0f cap/s ETA %@",
-                              r.epoch + 1, epochs, r.step, totalSteps, r.loss, r.epsilon, r.learningRate, rate, Progress.clock(eta))
-            if terminal {
-                let width = 24, filled = min(width, width * r.step / totalSteps)
-                redraw("[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " + text)
-            } else if Date().timeIntervalSince(lastPlain) >= 10 || r.step == totalSteps {
-                lastPlain = Date()
-                line(text)
-            }
+                              r.epoch + 1, epochs, r.step, totalSteps, r.loss, r.epsilon, r.learningRate, rate, ProgressDisplay.clock(eta))
+            display.update(text, done: r.step, total: totalSteps, force: r.step == totalSteps)
         case .validationStarted(let step):
-            if terminal { redraw("validating at step \(step)…") }
+            display.status("validating at step \(step)…")
         case .validation(let v):
-            line(String(format: "validation at step %d: BLEU-4 %.4f CIDEr-D %.4f loss %.4f (%d images, beam %d)%@%@", v.step,
-                        v.bleu4, v.ciderD, v.loss, v.images, v.beam, v.improved ? " best" : " (best \(String(format: "%.4f", v.bestBLEU4)))",
-                        v.stops ? ", early stop" : ""))
+            display.line(String(format: "validation at step %d: BLEU-4 %.4f CIDEr-D %.4f loss %.4f (%d images, beam %d)%@%@", v.step,
+                                v.bleu4, v.ciderD, v.loss, v.images, v.beam, v.improved ? " best" : " (best \(String(format: "%.4f", v.bestBLEU4)))",
+                                v.stops ? ", early stop" : ""))
         case .checkpoint(let step, _):
-            if !terminal { line("checkpoint at step \(step)") }
+            if !display.terminal { display.line("checkpoint at step \(step)") }
         case .modelWritten(let step, let path):
-            line("model (step \(step)) written to \(path)")
+            display.line("model (step \(step)) written to \(path)")
         }
-    }
-
-    private func redraw(_ text: String) {
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
-        barShown = true
-    }
-
-    func finishLine() {
-        if barShown { FileHandle.standardError.write(Data("\n".utf8)); barShown = false }
-    }
-
-    private func line(_ text: String) {
-        guard !quiet else { return }
-        if barShown && terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); barShown = false }
-        FileHandle.standardError.write(Data("\(text)\n".utf8))
     }
 }

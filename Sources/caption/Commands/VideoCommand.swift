@@ -44,7 +44,7 @@ struct VideoSynthCommand: ParsableCommand {
     var seed: UInt64 = 1
 
     @Option(name: .long, help: "Objects: digits, shapes or mixed.")
-    var kind: String = MovingObjects.Kind.digits.rawValue
+    var kind: MovingObjects.Kind = .digits
 
     @Option(name: .long, help: "Objects per sequence (0...8).")
     var objects: Int = 2
@@ -55,23 +55,22 @@ struct VideoSynthCommand: ParsableCommand {
     @Option(name: .long, help: "Canvas side in pixels (28...512).")
     var size: Int = 64
 
-    @Flag(name: .long, help: "No progress on stderr.")
-    var quiet = false
+    @OptionGroup var log: LogOptions
 
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
-        guard MovingObjects.Kind(rawValue: kind) != nil else { throw ValidationError("--kind must be digits, shapes or mixed") }
         guard (0...8).contains(objects) else { throw ValidationError("--objects must be in 0...8") }
         guard (1...1000).contains(frames) else { throw ValidationError("--frames must be in 1...1000") }
         guard (28...512).contains(size) else { throw ValidationError("--size must be in 28...512") }
     }
 
     func run() throws {
-        Log.quiet = quiet
-        let generator = MovingObjects(size: size, frames: frames, objects: objects, kind: MovingObjects.Kind(rawValue: kind)!,
-                                      seed: seed)
+        log.apply()
+        let generator = MovingObjects(size: size, frames: frames, objects: objects, kind: kind, seed: seed)
         try prepareEmptyFolder(out)
         let started = Date()
+        let display = ProgressDisplay()
+        defer { display.finish() }
         let digits = max(5, String(count - 1).count)
         var failure: String?
         let lock = NSLock()
@@ -93,24 +92,36 @@ struct VideoSynthCommand: ParsableCommand {
                     lock.lock(); if failure == nil { failure = "\(error)" }; lock.unlock()
                 }
             }
-            if let failure { throw CaptionError(failure.contains(": ") ? failure : "\(out): \(failure)") }
-            if Log.stderrIsTerminal && !Log.quiet {
-                FileHandle.standardError.write(Data("\rvideo synth: \(last)/\(count) sequences".utf8))
-                if last == count { FileHandle.standardError.write(Data("\n".utf8)) }
-            } else if last == count || (last / chunk) % 16 == 0 {
-                Log.info("video synth: \(last)/\(count) sequences")
-            }
+            if let failure { throw failure.contains(": ") ? CaptionError(file: "", failure) : CaptionError(file: out, failure) }
+            display.update("video synth: \(last)/\(count) sequences", done: last, total: count, force: last == count)
         }
-        let settings: [String: Any] = ["generator": "moving-objects", "count": count, "seed": seed, "kind": kind,
-                                       "objects": objects, "frames": frames, "size": size, "patch_size": generator.patchSize,
-                                       "observed_frames": frames / 2, "future_frames": frames - frames / 2]
-        let json = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])
-        do { try json.write(to: URL(fileURLWithPath: out + "/synth.json"), options: .atomic) } catch {
-            throw CaptionError(file: out + "/synth.json", "cannot write file")
-        }
+        display.finish()
+        try JSONOutput.write(SynthSettings(count: count, seed: seed, kind: kind, objects: objects, frames: frames, size: size,
+                                           patchSize: generator.patchSize), to: out + "/synth.json")
         Log.info(String(format: "video synth: wrote %d sequences of %d frames to %@ in %.1f s", count, frames, out,
                         Date().timeIntervalSince(started)))
-        print("{\"out\": \(jsonString(out)), \"sequences\": \(count), \"frames\": \(frames), \"size\": \(size)}")
+        struct Summary: Encodable { let out: String, sequences: Int, frames: Int, size: Int }
+        try JSONOutput.print(Summary(out: out, sequences: count, frames: frames, size: size))
+    }
+}
+
+/// synth.json: the generator's settings.
+private struct SynthSettings: Encodable {
+    let generator = "moving-objects"
+    let count: Int, seed: UInt64, kind: MovingObjects.Kind, objects: Int, frames: Int, size: Int, patchSize: Int
+    /// The first half of each sequence is the observed part, the rest the future.
+    let observedFrames: Int, futureFrames: Int
+
+    init(count: Int, seed: UInt64, kind: MovingObjects.Kind, objects: Int, frames: Int, size: Int, patchSize: Int) {
+        (self.count, self.seed, self.kind, self.objects, self.frames, self.size) = (count, seed, kind, objects, frames, size)
+        self.patchSize = patchSize
+        observedFrames = frames / 2
+        futureFrames = frames - frames / 2
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case generator, count, seed, kind, objects, frames, size, patchSize = "patch_size"
+        case observedFrames = "observed_frames", futureFrames = "future_frames"
     }
 }
 
@@ -131,6 +142,18 @@ func prepareEmptyFolder(_ folder: String) throws {
 
 // MARK: Shared by the video commands
 
+/// `--weights` and `--encoder-weights` of the commands that load a video model.
+struct VideoModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Model folder (default: the shipped weights/video).")
+    var weights: String?
+
+    @Option(name: .long, help: "Captioning model folder for a feature model's CNN encoder.")
+    var encoderWeights: String?
+
+    /// The model, and what turns its frames into input vectors.
+    func load() throws -> LoadedVideoModel { try LoadedVideoModel(weights: weights, encoderWeights: encoderWeights) }
+}
+
 /// A loaded video model and what turns frames into its input vectors.
 struct LoadedVideoModel {
     let path: String
@@ -142,9 +165,7 @@ struct LoadedVideoModel {
     /// (`--encoder-weights`, else the one recorded in config.json).
     init(weights: String?, encoderWeights: String?) throws {
         path = try WeightsLocation.resolve(weights, subdirectory: "video")
-        do { (model, anomaly) = try VideoModelFolder.load(path) } catch let error as VideoError {
-            throw CaptionError(error.description)
-        }
+        (model, anomaly) = try VideoModelFolder.load(path)
         let config = model.config
         switch config.input {
         case .pixels:
@@ -162,12 +183,7 @@ struct LoadedVideoModel {
 
     /// The first `frames` frames of the sequence at `path` (all when nil) as F × 1 × D, and how many it had.
     func sequence(_ path: String, frames: Int?, atLeast minimum: Int) throws -> FrameBatch {
-        let images: [RGBImage]
-        do { images = try SequenceReader.images(at: path, maxFrames: frames) } catch let error as VideoError {
-            throw CaptionError(error.description)
-        } catch let error as ImageError {
-            throw CaptionError(error.description)
-        }
+        let images = try SequenceReader.images(at: path, maxFrames: frames)
         guard images.count >= minimum else {
             throw CaptionError(file: path, "has \(images.count) frames, the model reads \(minimum)")
         }
@@ -182,8 +198,7 @@ struct LoadedVideoModel {
 
 /// A frame encoder giving the captioning CNN's pooled feature vector (the mean of the annotation vectors).
 func featureFrameEncoder(_ path: String) throws -> FrameEncoder {
-    let extractor: FeatureExtractor
-    do { extractor = try FeatureExtractor(weights: path) } catch { throw CaptionError("\(error)") }
+    let extractor = try FeatureExtractor(weights: path)
     let d = extractor.encoder.featureDimension
     return FrameEncoder(dimension: d) { image, out in
         let features = extractor.extract(image: image).features    // L × D
@@ -194,11 +209,4 @@ func featureFrameEncoder(_ path: String) throws -> FrameEncoder {
         }
         for j in 0..<d { out[j] /= Float(max(l, 1)) }
     }
-}
-
-/// A compact JSON line of an Encodable value (keys sorted).
-func jsonLine<T: Encodable>(_ value: T) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try! encoder.encode(value), as: UTF8.self)
 }

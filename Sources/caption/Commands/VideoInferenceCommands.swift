@@ -1,3 +1,4 @@
+import CaptionSupport
 import ArgumentParser
 import Foundation
 import Imaging
@@ -22,21 +23,13 @@ struct VideoEncodeCommand: ParsableCommand {
     @Argument(help: "Sequences: folders of frames or video files.")
     var sequences: [String]
 
-    @Option(name: .long, help: "Model folder (default: the shipped weights/video).")
-    var weights: String?
-
-    @Option(name: .long, help: "Captioning model folder for a feature model's CNN encoder.")
-    var encoderWeights: String?
+    @OptionGroup var model: VideoModelOptions
 
     @Option(name: .long, help: "Output format: text or json.")
-    var format: String = "text"
-
-    func validate() throws {
-        guard format == "text" || format == "json" else { throw ValidationError("--format must be text or json") }
-    }
+    var format: ResultFormat = .text
 
     func run() throws {
-        let loaded = try LoadedVideoModel(weights: weights, encoderWeights: encoderWeights)
+        let loaded = try model.load()
         let config = loaded.model.config
         var failed = false
         for path in sequences {
@@ -47,7 +40,7 @@ struct VideoEncodeCommand: ParsableCommand {
                 let losses = (r ?? f ?? [[]])[0]
                 let error = losses.reduce(0, +) / Double(max(losses.count, 1))
                 let score = loaded.anomaly?.score(error)
-                if format == "json" {
+                if format == .json {
                     struct Record: Encodable {
                         let sequence: String, frames: Int, code: [Float], reconstructionError: Double
                         let anomalyScore: Double?, anomalyPercentile: Double?
@@ -56,16 +49,16 @@ struct VideoEncodeCommand: ParsableCommand {
                             case anomalyScore = "anomaly_score", anomalyPercentile = "anomaly_percentile"
                         }
                     }
-                    print(jsonLine(Record(sequence: path, frames: config.observedFrames, code: inference.code.storage,
-                                          reconstructionError: error, anomalyScore: score?.z, anomalyPercentile: score?.percentile)))
+                    try JSONOutput.print(Record(sequence: path, frames: config.observedFrames, code: inference.code.storage,
+                                          reconstructionError: error, anomalyScore: score?.z, anomalyPercentile: score?.percentile))
                 } else {
                     let code = inference.code.storage.map { String(format: "%.6g", $0) }.joined(separator: " ")
                     let z = score.map { String(format: "%.4f", $0.z) } ?? "nan"
                     let percentile = score.map { String(format: "%.1f", $0.percentile) } ?? "nan"
                     print("\(path)\t\(String(format: "%.4f", error))\t\(z)\t\(percentile)\t\(code)")
                 }
-            } catch let error as CaptionError {
-                Log.error(error.description)
+            } catch {
+                Log.error("\(error)")
                 failed = true
             }
         }
@@ -94,11 +87,7 @@ struct VideoReconstructCommand: ParsableCommand {
     @Option(name: .long, help: "Output folder (created if needed).")
     var out: String
 
-    @Option(name: .long, help: "Model folder (default: the shipped weights/video).")
-    var weights: String?
-
-    @Option(name: .long, help: "Captioning model folder for a feature model's CNN encoder.")
-    var encoderWeights: String?
+    @OptionGroup var model: VideoModelOptions
 
     @Option(name: .long, help: "Upscale the PNGs by this integer factor (nearest neighbour).")
     var scale: Int = 1
@@ -108,7 +97,7 @@ struct VideoReconstructCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try LoadedVideoModel(weights: weights, encoderWeights: encoderWeights)
+        let loaded = try model.load()
         let config = loaded.model.config
         let t = config.observedFrames, k = config.futureFrames
         let batch = try loaded.sequence(sequence, frames: t + (config.future == .none ? 0 : k), atLeast: t)
@@ -134,7 +123,7 @@ struct VideoReconstructCommand: ParsableCommand {
             if let reconstruction { writer.add("reconstruction", reconstruction.reshaped([t, d])) }
             if let prediction { writer.add("prediction", prediction.reshaped([k, d])) }
             if let truth { writer.add("truth", truth) }
-            do { try writer.write(to: out + "/frames.safetensors") } catch { throw CaptionError("\(error)") }
+            try writer.write(to: out + "/frames.safetensors")
         } else {
             var rows: [[RGBImage]] = []
             func write(_ frames: Tensor?, count: Int, prefix: String) throws {
@@ -160,12 +149,12 @@ struct VideoReconstructCommand: ParsableCommand {
             let sequence: String, out: String, loss: String
             let reconstruction: [Double]?, future: [Double]?
         }
-        print(jsonLine(Record(sequence: sequence, out: out, loss: config.loss.rawValue, reconstruction: r?[0],
-                              future: hasTruth ? f?[0] : nil)))
+        try JSONOutput.print(Record(sequence: sequence, out: out, loss: config.loss.rawValue, reconstruction: r?[0],
+                                    future: hasTruth ? f?[0] : nil))
     }
 
     private func writePNG(_ image: RGBImage, _ path: String) throws {
-        do { try image.writePNG(to: path) } catch { throw CaptionError("\(error)") }
+        try image.writePNG(to: path)
     }
 
     /// Nearest-neighbour upscaling by an integer factor.
@@ -219,11 +208,7 @@ struct VideoEvalCommand: ParsableCommand {
     @Option(name: .long, help: "Data folder: one sequence per subfolder (or video file).")
     var data: String
 
-    @Option(name: .long, help: "Model folder (default: the shipped weights/video).")
-    var weights: String?
-
-    @Option(name: .long, help: "Captioning model folder for a feature model's CNN encoder.")
-    var encoderWeights: String?
+    @OptionGroup var model: VideoModelOptions
 
     @Option(name: .long, help: "Sequences per batch.")
     var batchSize: Int = 32
@@ -232,24 +217,19 @@ struct VideoEvalCommand: ParsableCommand {
     var out: String?
 
     func run() throws {
-        let loaded = try LoadedVideoModel(weights: weights, encoderWeights: encoderWeights)
+        let loaded = try model.load()
         let config = loaded.model.config
         let dataset: VideoDataset
-        do {
-            if config.input == .features {
-                dataset = try VideoDataset.loadFeatures(folder: data, encoder: loaded.frameEncoder, minimumLength: config.framesNeeded,
-                                                        maximumLength: config.observedFrames + config.futureFrames)
-            } else {
-                dataset = try VideoDataset.loadPixels(folder: data, size: config.frameSize, channels: config.channels,
-                                                      minimumLength: config.framesNeeded,
-                                                      maximumLength: config.observedFrames + config.futureFrames)
-            }
-        } catch let error as VideoError { throw CaptionError(error.description) } catch { throw CaptionError("\(error)") }
-        let report: EvaluationReport
-        do { report = try VideoEvaluation.evaluate(loaded.model, dataset, batchSize: max(1, batchSize)) } catch let error as VideoError {
-            throw CaptionError(error.description)
+        if config.input == .features {
+            dataset = try VideoDataset.loadFeatures(folder: data, encoder: loaded.frameEncoder, minimumLength: config.framesNeeded,
+                                                    maximumLength: config.observedFrames + config.futureFrames)
+        } else {
+            dataset = try VideoDataset.loadPixels(folder: data, size: config.frameSize, channels: config.channels,
+                                                  minimumLength: config.framesNeeded,
+                                                  maximumLength: config.observedFrames + config.futureFrames)
         }
-        let line = jsonLine(report)
+        let report = try VideoEvaluation.evaluate(loaded.model, dataset, batchSize: max(1, batchSize))
+        let line = try JSONOutput.line(report)
         if let out {
             do { try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
                 throw CaptionError(file: out, "cannot write file")

@@ -26,11 +26,3 @@ enum Log {
 struct CaptionFailure: Error {
     var status: Int32 = 1
 }
-
-/// A user-facing failure: bad input, missing file, wrong-shaped weights. The description is the
-/// contract's `<file>: <problem>` text; `caption: error: ` is prefixed when it is printed.
-struct CaptionError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-    init(file: String, _ problem: String) { self.description = "\(file): \(problem)" }
-}
