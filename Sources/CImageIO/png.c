@@ -4,8 +4,11 @@
  *
  * Decoded pixels match Pillow's ImageOps.exif_transpose(Image.open(f)).convert("RGB"):
  *   gray 1/2/4/8        replicated, low depths scaled to 0..255 (0x55·v, 0x11·v).
- *   gray 16             Pillow mode "I;16", whose RGB conversion clips: v > 255 → 255.
- *   RGB/RGBA/GA 16      high byte of each sample (Pillow's "RGB;16B", "LA;16B").
+ *   16-bit, every type  high byte of each sample, v >> 8 (libpng's png_set_strip_16). For
+ *                       RGB, RGBA and gray+alpha that is Pillow's "RGB;16B" / "LA;16B". For
+ *                       gray it is not: Pillow opens it as mode "I;16", whose RGB conversion
+ *                       clips every value above 255 to white, so a 16-bit gray photo would
+ *                       decode almost all white; we take the high byte like the other types.
  *   alpha, tRNS         dropped, not composited (convert("RGB") ignores it).
  *   palette             looked up; tRNS ignored.
  *
@@ -46,7 +49,7 @@ typedef struct png_read_state {
     size_t size, position;
     png_structp png;
     png_infop info;
-    uint8_t *wide_pixels;     /* 16-bit gray or RGBA rows before conversion to RGB */
+    uint8_t *rgba_pixels;     /* palette + tRNS rows (RGBA) before alpha is dropped */
     uint8_t *oriented_source; /* stored-orientation RGB when a transpose follows */
     png_bytep *rows;
 } png_read_state;
@@ -130,21 +133,20 @@ cimageio_status cimageio_decode_png(const uint8_t *data, size_t size, uint64_t m
         goto done;
     }
 
-    /* Everything becomes 8-bit RGB inside libpng except 16-bit gray, which Pillow clips. */
-    const int gray16 = color_type == PNG_COLOR_TYPE_GRAY && depth == 16;
+    /* Everything becomes 8-bit RGB inside libpng. */
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(s->png);
     if (color_type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
-    if (depth == 16 && !gray16) png_set_strip_16(s->png); /* keeps the high byte */
+    if (depth == 16) png_set_strip_16(s->png); /* keeps the high byte: v >> 8, no rounding */
     if (color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(s->png);
-    if ((color_type & PNG_COLOR_MASK_COLOR) == 0 && !gray16) png_set_gray_to_rgb(s->png);
+    if ((color_type & PNG_COLOR_MASK_COLOR) == 0) png_set_gray_to_rgb(s->png);
     png_set_interlace_handling(s->png);
     png_read_update_info(s->png, s->info);
 
-    /* 8-bit RGB, except: 16-bit gray (2 bytes, converted below), and palette + tRNS, which
-     * libpng expands to RGBA despite png_set_strip_alpha (alpha dropped below). */
+    /* 8-bit RGB, except palette + tRNS, which libpng expands to RGBA despite
+     * png_set_strip_alpha (alpha dropped below). */
     const size_t row_bytes = png_get_rowbytes(s->png, s->info);
-    const int rgba = !gray16 && row_bytes == w * 4;
-    if (row_bytes != (gray16 ? w * 2 : w * 3) && !rgba) {
+    const int rgba = row_bytes == w * 4;
+    if (row_bytes != w * 3 && !rgba) {
         status = CIMAGEIO_UNSUPPORTED;
         cimageio_set_message(info->message, "unexpected PNG decoder output layout (%zu bytes per row)",
                              row_bytes);
@@ -158,10 +160,10 @@ cimageio_status cimageio_decode_png(const uint8_t *data, size_t size, uint64_t m
         rgb_target = s->oriented_source;
     }
     uint8_t *decode_target = rgb_target;
-    if (gray16 || rgba) {
-        s->wide_pixels = malloc(row_bytes * h);
-        if (s->wide_pixels == NULL) goto out_of_memory;
-        decode_target = s->wide_pixels;
+    if (rgba) {
+        s->rgba_pixels = malloc(row_bytes * h);
+        if (s->rgba_pixels == NULL) goto out_of_memory;
+        decode_target = s->rgba_pixels;
     }
     s->rows = malloc(h * sizeof *s->rows);
     if (s->rows == NULL) goto out_of_memory;
@@ -169,15 +171,8 @@ cimageio_status cimageio_decode_png(const uint8_t *data, size_t size, uint64_t m
     png_read_image(s->png, s->rows); /* all interlace passes */
     /* No png_read_end: like Pillow, chunks after the image data (even a missing IEND) are ignored. */
 
-    if (gray16) {
-        const uint8_t *g = s->wide_pixels;
-        uint8_t *o = rgb_target;
-        for (size_t i = 0; i < w * h; i++, g += 2, o += 3) {
-            const uint8_t v = g[0] == 0 ? g[1] : 255; /* Pillow I;16 → RGB clips at 255 */
-            o[0] = o[1] = o[2] = v;
-        }
-    } else if (rgba) {
-        const uint8_t *p = s->wide_pixels;
+    if (rgba) {
+        const uint8_t *p = s->rgba_pixels;
         uint8_t *o = rgb_target;
         for (size_t i = 0; i < w * h; i++, p += 4, o += 3) {
             o[0] = p[0];
@@ -195,7 +190,7 @@ out_of_memory:
                          info->stored_height);
 done:
     if (s->png != NULL) png_destroy_read_struct(&s->png, s->info != NULL ? &s->info : NULL, NULL);
-    free(s->wide_pixels);
+    free(s->rgba_pixels);
     free(s->oriented_source);
     free(s->rows);
     free(s);
