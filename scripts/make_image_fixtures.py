@@ -11,6 +11,10 @@ which Pillow cannot write).
 
 The oracle for a file's pixels is   ImageOps.exif_transpose(Image.open(f)).convert("RGB")
 and for a resize                     Image.resize((w, h), Image.BILINEAR)  on an RGB image.
+One deliberate exception: 16-bit gray PNGs. Pillow opens them as mode "I;16" and its RGB
+conversion clips every value above 255 (a 16-bit gray photo turns white); the decoder keeps the
+high byte of every 16-bit sample instead, v >> 8, as it does for 16-bit gray+alpha, RGB and
+RGBA (where Pillow agrees), so those expected pixels are computed here (`high_byte_rgb`).
 
 Everything pixel-like is stored raw: `.rgb` = height × width × 3 bytes, `.f32` = little-endian
 float32 in C order. manifest.json lists every case with its shape.
@@ -21,7 +25,6 @@ PNGs are written by the small encoder below rather than by Pillow, because Pillo
 import io
 import json
 import re
-import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -163,6 +166,33 @@ def record_decode(name, data, exact=True, note=""):
                                "rgb": f"{stem}.rgb", "exact": exact, "note": note})
 
 
+def high_byte_rgb(pixels):
+    """The decoder's rule for 16-bit PNG samples (H×W×C, C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA):
+    the high byte of each sample, v >> 8 (libpng's png_set_strip_16: no rounding), gray replicated
+    to RGB and alpha dropped, not composited, as for every other PNG (Pillow's convert("RGB"))."""
+    assert pixels.dtype == np.uint16
+    colour = pixels[..., :1].repeat(3, axis=-1) if pixels.shape[-1] <= 2 else pixels[..., :3]
+    return (colour >> 8).astype(np.uint8)
+
+
+def record_decode_high_byte(name, pixels, color_type, **options):
+    """A 16-bit PNG whose expected pixels are `high_byte_rgb` rather than Pillow's. Where Pillow
+    does take the high byte (every colour type but gray), this checks that it agrees."""
+    path = OUT / name
+    path.write_bytes(encode_png(pixels, color_type, 16, **options))
+    rgb = high_byte_rgb(pixels)
+    # The samples must tell v >> 8 apart from rounding (v / 257), the low byte and I;16's clip.
+    colour = pixels[..., :1] if pixels.shape[-1] <= 2 else pixels[..., :3]
+    for other in (np.round(colour / 257), colour & 0xFF, np.minimum(colour, 255)):
+        assert ((colour >> 8) != other).any(), name
+    if color_type != 0:
+        assert np.array_equal(pillow_rgb(path), rgb), f"{name}: Pillow does not take the high byte"
+    (OUT / f"{path.stem}.rgb").write_bytes(rgb.tobytes())
+    MANIFEST["decode"].append({"file": name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+                               "rgb": f"{path.stem}.rgb", "exact": True,
+                               "note": "16-bit: expected pixels are the high bytes (v >> 8), alpha dropped"})
+
+
 def pillow_outcome(data):
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -234,11 +264,15 @@ def make_pngs():
     def case(name, pixels, color_type, depth, **options):
         record_decode(name, encode_png(pixels, color_type, depth, **options))
 
-    for depth in (1, 2, 4, 8, 16):
+    for depth in (1, 2, 4, 8):
         case(f"png_gray{depth}.png", samples(h, w, 1, depth, 10 + depth), 0, depth)
-    # 16-bit gray mostly below 256 so Pillow's clip to 255 and the low byte both show.
+    record_decode_high_byte("png_gray16.png", samples(h, w, 1, 16, 26), 0)
+    # 16-bit gray mostly below 256: high bytes 0..2, so keeping the low byte or clipping shows.
     small16 = (samples(h, w, 1, 16, 30) % 600).astype(np.uint16)
-    case("png_gray16_small.png", small16, 0, 16)
+    record_decode_high_byte("png_gray16_small.png", small16, 0)
+    # The four 16-bit colour types, full 16-bit range, random alpha (dropped, so compositing shows).
+    for channels, color_type, kind in ((1, 0, "gray"), (2, 4, "ga"), (3, 2, "rgb"), (4, 6, "rgba")):
+        record_decode_high_byte(f"png16_{kind}.png", samples(19, 23, channels, 16, 90 + channels), color_type)
     case("png_gray8_trns.png", samples(h, w, 1, 8, 31), 0, 8, trns=struct.pack(">H", 77))
     case("png_ga8.png", samples(h, w, 2, 8, 32), 4, 8)
     case("png_ga16.png", samples(h, w, 2, 16, 33), 4, 16)
@@ -260,7 +294,8 @@ def make_pngs():
     case("png_pal4_trns.png", samples(h, w, 1, 4, 51), 3, 4, palette=palette[:16], trns=b"\x00\x80")
     case("png_rgb8_interlaced.png", samples(h, w, 3, 8, 52), 2, 8, interlace=True)
     case("png_rgba16_interlaced.png", samples(h, w, 4, 16, 53), 6, 16, interlace=True)
-    case("png_gray16_interlaced.png", (samples(h, w, 1, 16, 54) % 400).astype(np.uint16), 0, 16, interlace=True)
+    record_decode_high_byte("png_gray16_interlaced.png", (samples(h, w, 1, 16, 54) % 400).astype(np.uint16), 0,
+                            interlace=True)
     case("png_gray1_interlaced.png", samples(h, w, 1, 1, 55), 0, 1, interlace=True)
     case("png_pal2_interlaced.png", samples(h, w, 1, 2, 56), 3, 2, interlace=True,
          palette=rng.integers(0, 256, size=(4, 3)))
@@ -366,9 +401,11 @@ def make_bad():
 
 
 def main():
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    # regressions/ holds inputs found by fuzzing (scripts/fuzz.sh), committed by hand: kept.
+    OUT.mkdir(parents=True, exist_ok=True)
+    for path in OUT.iterdir():
+        if path.is_file():
+            path.unlink()
     make_jpegs()
     make_pngs()
     make_resizes()

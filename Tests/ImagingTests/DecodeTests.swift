@@ -5,7 +5,8 @@ import XCTest
 final class DecodeTests: XCTestCase {
     /// Every fixture decodes to Pillow's `exif_transpose(open(f)).convert("RGB")` pixels:
     /// PNG exactly, JPEG within ±2 levels (in practice exactly: both use libjpeg-turbo's ISLOW IDCT
-    /// and fancy upsampling).
+    /// and fancy upsampling). 16-bit gray PNGs are the exception: their expected pixels are the
+    /// high bytes (v >> 8), computed by the fixture script, where Pillow would clip to 255.
     func testDecodedPixelsMatchPillow() throws {
         let decoder = ImageDecoder()
         var worstJPEG = 0
@@ -44,6 +45,30 @@ final class DecodeTests: XCTestCase {
         let gray16 = try decoder.info(path: ImageManifest.path("png_gray16.png"))
         XCTAssertEqual(gray16.format, .png)
         XCTAssertEqual(gray16.bitDepth, 16)
+    }
+
+    /// 16-bit PNGs of all four colour types keep the high byte of each sample (v >> 8) and drop
+    /// alpha; 16-bit gray is no longer Pillow's I;16 conversion, which clips everything above 255.
+    func testSixteenBitPNGsKeepTheHighByte() throws {
+        let decoder = ImageDecoder()
+        for (kind, components) in [("gray", 1), ("ga", 2), ("rgb", 3), ("rgba", 4)] {
+            let name = "png16_\(kind).png"
+            let info = try decoder.info(path: ImageManifest.path(name))
+            XCTAssertEqual(info.bitDepth, 16, name)
+            XCTAssertEqual(info.components, components, name)
+            XCTAssertEqual(info.width, 23, name)
+            XCTAssertEqual(info.height, 19, name)
+            let image = try decoder.decode(path: ImageManifest.path(name))
+            let expected = try ImageManifest.rgb("png16_\(kind).rgb", width: 23, height: 19)
+            XCTAssertEqual(pixelDifference(image, expected).count, 0, name)
+        }
+        // Full-range 16-bit gray: under Pillow's clip almost every byte would be 255.
+        let gray = try decoder.decode(path: ImageManifest.path("png_gray16.png"))
+        let white = gray.pixels.filter { $0 == 255 }.count
+        XCTAssertLessThan(white, gray.pixels.count / 10, "16-bit gray decoded mostly white")
+        // Values below 600 have high bytes 0...2: neither the low byte nor a clip.
+        let small = try decoder.decode(path: ImageManifest.path("png_gray16_small.png"))
+        XCTAssertLessThanOrEqual(small.pixels.max() ?? 255, 2)
     }
 
     func testFormatIsSniffedFromContentNotName() throws {

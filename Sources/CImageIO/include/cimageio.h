@@ -6,7 +6,7 @@
  *
  * The decoded pixels are the ones Pillow gives for
  *     ImageOps.exif_transpose(Image.open(f)).convert("RGB")
- * (see the comments in imageio.c for each colour type). All library errors are
+ * (see the comments in jpeg.c and png.c for each colour type). All library errors are
  * caught inside these functions (setjmp/longjmp never crosses the caller's
  * frames), library warnings are silenced, nothing is printed and nothing exits.
  * Every function is reentrant: no global state.
