@@ -1,12 +1,6 @@
 // `caption-bench batch-compute WEIGHTS DIR [BATCH] [BEAM]`: the pure compute rate that scripts/bench.sh's `batch`
 // section holds `caption batch` against (the CLI hides decoding behind this, so it should come close to it).
 import Captioning
-import CaptionData
-import CaptionMetrics
-import CaptionSupport
-import CaptionTraining
-import SyntheticWorld
-import BatchCaptioning
 import Foundation
 import Imaging
 import TensorCore

@@ -1,12 +1,6 @@
 // `caption-bench decoder BEAM STEPS [IMAGES]`: the Swift half of scripts/bench.sh's `decoder` section (the PyTorch
 // half is scripts/bench_reference.py decoder, the tutorial's caption_image_beam_search).
 import Captioning
-import CaptionData
-import CaptionMetrics
-import CaptionSupport
-import CaptionTraining
-import SyntheticWorld
-import BatchCaptioning
 import Foundation
 import NN
 import TensorCore

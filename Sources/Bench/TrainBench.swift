@@ -1,12 +1,7 @@
 // `caption-bench train BATCH CAPLEN [teacher|sampled]`: the Swift half of scripts/bench.sh's `train` section (the
 // PyTorch half is scripts/bench_reference.py train).
 import Captioning
-import CaptionData
-import CaptionMetrics
-import CaptionSupport
 import CaptionTraining
-import SyntheticWorld
-import BatchCaptioning
 import Foundation
 import NN
 import TensorCore

@@ -43,8 +43,7 @@ INLINE float scalar_half(const uint16_t *w) { return half_to_float(*w); }
 ///   constants at every call site, so the loops unroll and the accumulators stay in registers.
 /// - NAME: tiles that fit the 16 vector registers: 2 weight rows × 4 input rows (8 accumulators + 4 inputs +
 ///   1 weight), 4 × 3 (12 + 3 + 1), 4 × 2, and 8 × 1 (8 + 1 + 1): one input row (greedy decoding) streams the
-///   weights, and eight independent FMA chains keep enough loads in flight to do that at memory speed (with
-///   four, a greedy decoding step took about 10 % longer on Zen 5).
+///   weights, and eight independent FMA chains keep enough loads in flight to do that at memory speed.
 #define LINEAR_ROWS(NAME, ATTR, WT, LOAD8W, LOAD1W)                                                              \
     V8_HELPERS(NAME, ATTR)                                                                                        \
     ATTR INLINE void NAME##_tile(const int RW, const int RX, int k, const float *x, int ldx, const WT *w, int j,  \

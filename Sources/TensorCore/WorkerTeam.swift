@@ -4,9 +4,8 @@ import Synchronization
 /// The persistent threads that run `parallelFor`'s chunks: `Threads.count − 1` workers beside the calling thread.
 ///
 /// Why not `DispatchQueue.concurrentPerform`: its workers sleep in the kernel between loops and take tens of
-/// microseconds to wake, and the caller starts on the chunks meanwhile, so a loop of 2 × 15 µs of work took
-/// longer on two threads than on one. A decoding step is a chain of such loops (one per weight matrix, ~50 µs
-/// to 0.5 ms each). Here a worker that finishes a round keeps polling for the next one for `spinWindow`
+/// microseconds to wake, and the caller starts on the chunks meanwhile, so a short loop can take longer on two
+/// threads than on one. A decoding step is a chain of such short loops (one per weight matrix). Here a worker that finishes a round keeps polling for the next one for `spinWindow`
 /// (yielding the core to any other runnable thread, e.g. OpenBLAS's, on every poll) and only then sleeps, so
 /// back-to-back loops start within a microsecond and the idle cost is bounded.
 ///

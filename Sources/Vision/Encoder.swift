@@ -322,8 +322,7 @@ public final class Encoder {
         }
         let ws = ConvWorkspace.forCurrentThread
         // Every layer alternates GEMMs with the team's loops (Winograd transforms, im2col, BatchNorm): the GEMMs
-        // go to the same team (compact net training step +3 to +31 % in alternating runs, against OpenBLAS's
-        // threads, whose spinning pool competes with the loops).
+        // go to the same team rather than to OpenBLAS's threads, whose spinning pool would compete with the loops.
         Threads.withTeamGEMM {
             for i in stride(from: layers.count - 1, through: frozenLayerCount, by: -1) {
                 guard let dx = layers[i].backward(d, cache: cache.layers[i], parameters,

@@ -335,7 +335,7 @@ public final class Trainer {
         try recalibrateBatchNorm()
         let images = validationImages
         let vocabulary = model.vocabulary
-        let search = BeamSearch(beamSize: options.validationBeam, maxLength: options.maxCaptionWords)
+        let generator = CaptionGenerator(decoder: model.decoder, parameters: model.decoderParameters, vocabulary: vocabulary)
         let chunk = 32
         let chunks = stride(from: 0, to: images.count, by: chunk).map { Array($0..<min($0 + chunk, images.count)) }
         let store = validationStore!
@@ -347,12 +347,10 @@ public final class Trainer {
         for k in chunks.indices {
             let tensor = try pipeline.next()
             let features = fineTune ? model.encoder.forward(images: tensor) : tensor
-            let encoded = model.decoder.encode(features, model.decoderParameters)
-            let stepModel = AttentionStepModel(decoder: model.decoder, parameters: model.decoderParameters, images: encoded)
-            let best = search.run(stepModel, images: chunks[k].count, startToken: vocabulary.startIndex,
-                                  endToken: vocabulary.endIndex)
-            for (i, h) in zip(chunks[k], best) {
-                hypotheses[images[i].id] = vocabulary.decode(h.tokens).joined(separator: " ")
+            let results = generator.caption(annotations: features, beam: options.validationBeam,
+                                            maxLength: options.maxCaptionWords)
+            for (i, r) in zip(chunks[k], results) {
+                hypotheses[images[i].id] = vocabulary.decode(r.tokenIDs).joined(separator: " ")
             }
             // Teacher-forced loss of each image's first reference.
             let captions = chunks[k].map { vocabulary.encode(images[$0].captions[0].tokens) }

@@ -140,18 +140,14 @@ public final class Captioner: @unchecked Sendable {
     /// Beam search over the annotation vectors of N images (N×L×D, or L×D for one), all images' beams stepped
     /// together. Returns one result per image, in order.
     public func caption(annotations: Tensor, beam: Int = 3, maxLength: Int? = nil, lengthPenalty: Float = 0) -> [CaptionResult] {
-        let encoded = decoder.encode(annotations, parameters)
-        let model = AttentionStepModel(decoder: decoder, parameters: parameters, images: encoded, half: halfWeights,
-                                       screen: greedyScreen)
-        let search = BeamSearch(beamSize: beam, maxLength: maxLength ?? config.maxLength, lengthPenalty: lengthPenalty)
-        let best = search.run(model, images: encoded.count, startToken: vocabulary.startIndex, endToken: vocabulary.endIndex)
-        let g = gridSize(pixels: encoded.pixels)
-        return best.map { h in
-            let words = (h.finished ? h.tokens.dropLast() : h.tokens[...]).map { vocabulary.tokens[$0] }
-            return CaptionResult(caption: words.joined(separator: " "), tokens: words, tokenIDs: h.tokens,
-                                 tokenLogProbs: h.tokenLogProbs, logProb: h.logProb, alphas: h.alphas, grid: g,
-                                 finished: h.finished)
-        }
+        generator.caption(annotations: annotations, beam: beam, maxLength: maxLength ?? config.maxLength,
+                          lengthPenalty: lengthPenalty)
+    }
+
+    /// The generation step on its own: decoder, weights, vocabulary and the half-precision step helpers.
+    public var generator: CaptionGenerator {
+        CaptionGenerator(decoder: decoder, parameters: parameters, vocabulary: vocabulary, grid: grid,
+                         halfWeights: halfWeights, greedyScreen: greedyScreen)
     }
 
     // MARK: Scoring
@@ -171,10 +167,5 @@ public final class Captioner: @unchecked Sendable {
         let logProbs = decoder.tokenLogProbabilities(ids, image: decoder.encode(annotations, parameters), parameters)
         return CaptionScore(words: words, tokenIDs: Array(ids.dropFirst()), tokenLogProbs: logProbs,
                             logProb: logProbs.reduce(0, +), unknownWords: words.filter { !vocabulary.contains($0) })
-    }
-
-    /// The grid of L annotation vectors: the model's own when L matches it, else 1×L.
-    private func gridSize(pixels: Int) -> GridSize {
-        grid.height * grid.width == pixels ? grid : GridSize(height: 1, width: pixels)
     }
 }

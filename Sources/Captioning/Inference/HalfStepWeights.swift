@@ -9,7 +9,7 @@ import CaptionData
 /// `decoder.safetensors` stores them as F16 (`scripts/convert_checkpoint.py --dtype f16`).
 ///
 /// Greedy and small-beam decoding of one image is bound by reading those weights once per step; in half they
-/// take half the memory traffic and fit this machine's 32 MB L3. The step kernel widens each half to float as it
+/// take half the memory traffic and are more likely to fit in the last-level cache. The step kernel widens each half to float as it
 /// reads it (F16C), so logits are the same as from the float copies: same values, same sums in the same order.
 /// Only built when every value converts back exactly, so it never changes a result.
 public final class HalfStepWeights: @unchecked Sendable {

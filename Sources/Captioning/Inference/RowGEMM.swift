@@ -7,8 +7,8 @@ import CaptionData
 /// `y = x·Wᵀ + b` for the few rows of a decoding step (1 for greedy, k for a beam, k·n for n images).
 ///
 /// SGEMM packs the weight matrix into blocks on every call, which pays off when many rows share the packing but
-/// dominates when there are only a handful: for 3 rows × a 9490×512 `fc` it was several times slower than
-/// reading the weights once. `ck_linear_rows` (C, AVX2+FMA when the CPU has it) streams W (PyTorch Linear layout,
+/// dominates when there are only a handful (3 rows against a 9490×512 `fc`): then reading the weights once is
+/// the cost to beat. `ck_linear_rows` (C, AVX2+FMA when the CPU has it) streams W (PyTorch Linear layout,
 /// out×in) exactly once, each weight row feeding the dot products of up to four input rows at a time; blocks of
 /// output rows are split over `Threads.count` workers. Above `maxRows` rows SGEMM is the better choice and is used.
 enum RowGEMM {

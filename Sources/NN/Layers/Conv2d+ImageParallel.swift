@@ -20,7 +20,7 @@ extension Conv2d {
         return max(1, min(g.n, Conv2d.imageParallelColumnBytes / (g.kdim * g.outPlane * MemoryLayout<Float>.size)))
     }
 
-    /// Bytes of im2col columns a worker handles at once (about half of a 1 MB L2).
+    /// Bytes of im2col columns a worker handles at once (about half of a typical per-core L2, so the columns stay in cache while the GEMM reads them).
     static let imageParallelColumnBytes = 512 << 10
 
     /// The groups of images of a batch of `n`, dealt out to `workers` in contiguous runs.

@@ -276,7 +276,7 @@ public struct Conv2d {
 
     /// Largest weight matrix (bytes) for which the row-blocked path is used.
     static let blockedWeightLimit = 640 << 10
-    /// Target size of one block's im2col matrix (about half of this machine's 1 MB L2 per core).
+    /// Target size of one block's im2col matrix (about half of a typical per-core L2).
     static let blockedColumnBytes = 512 << 10
     /// Fewest GEMM columns per block, so the GEMM itself stays efficient.
     static let blockedMinimumColumns = 256

@@ -1,10 +1,6 @@
 import ArgumentParser
-import Captioning
 import CaptionData
-import CaptionMetrics
 import CaptionSupport
-import CaptionTraining
-import SyntheticWorld
 import BatchCaptioning
 import Foundation
 import TensorCore

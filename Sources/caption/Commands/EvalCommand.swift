@@ -1,11 +1,7 @@
 import ArgumentParser
-import Captioning
 import CaptionData
 import CaptionMetrics
-import CaptionSupport
 import CaptionTraining
-import SyntheticWorld
-import BatchCaptioning
 import Foundation
 
 /// `caption eval --data DIR [--split test] [--weights DIR] [--beam K] [--out RESULTS.json]`

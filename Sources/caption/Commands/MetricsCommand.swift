@@ -1,11 +1,5 @@
 import ArgumentParser
-import Captioning
-import CaptionData
 import CaptionMetrics
-import CaptionSupport
-import CaptionTraining
-import SyntheticWorld
-import BatchCaptioning
 
 /// `caption metrics --refs ANNOTATIONS.json --hyps RESULTS.json`
 struct MetricsCommand: ParsableCommand {

@@ -1,11 +1,4 @@
 import ArgumentParser
-import Captioning
-import CaptionData
-import CaptionMetrics
-import CaptionSupport
-import CaptionTraining
-import SyntheticWorld
-import BatchCaptioning
 import Foundation
 
 /// `caption score IMAGE --caption "TEXT" [--weights DIR] [--format text|json]`

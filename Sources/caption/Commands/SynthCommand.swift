@@ -1,11 +1,6 @@
 import ArgumentParser
-import Captioning
-import CaptionData
-import CaptionMetrics
 import CaptionSupport
-import CaptionTraining
 import SyntheticWorld
-import BatchCaptioning
 import Foundation
 
 /// `caption synth`: synthetic datasets. `caption synth shapes` is the shapes world.

@@ -1,11 +1,8 @@
 import ArgumentParser
 import Captioning
-import CaptionData
 import CaptionMetrics
 import CaptionSupport
 import CaptionTraining
-import SyntheticWorld
-import BatchCaptioning
 import Foundation
 import NN
 import TensorCore

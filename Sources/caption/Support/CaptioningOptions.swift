@@ -1,11 +1,6 @@
 import ArgumentParser
 import Captioning
-import CaptionData
-import CaptionMetrics
 import CaptionSupport
-import CaptionTraining
-import SyntheticWorld
-import BatchCaptioning
 
 /// `--format text|json` of `caption IMAGE...`, `caption score` and `caption video encode`.
 enum ResultFormat: String, ExpressibleByArgument, CaseIterable {
