@@ -10,7 +10,8 @@ public enum JSONLine {
     /// `[a, b, ...]` of JSON texts.
     public static func array(_ items: [String]) -> String { "[" + items.joined(separator: ", ") + "]" }
 
-    /// A JSON string literal.
+    /// A JSON string literal, escaped as serde_json does (quote, backslash and control characters only), so
+    /// safetensors headers match the reference writer byte for byte.
     public static func string(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
@@ -20,6 +21,8 @@ public enum JSONLine {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
             case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
             default: out.unicodeScalars.append(scalar)
             }

@@ -122,7 +122,7 @@ public struct SafeTensorsWriter {
         var first = true
         if !metadata.isEmpty {
             json += "\"__metadata__\":{"
-            json += metadata.keys.sorted().map { "\(Self.jsonString($0)):\(Self.jsonString(metadata[$0]!))" }
+            json += metadata.keys.sorted().map { "\(JSONLine.string($0)):\(JSONLine.string(metadata[$0]!))" }
                 .joined(separator: ",")
             json += "}"
             first = false
@@ -132,7 +132,7 @@ public struct SafeTensorsWriter {
             let bytes = item.payload.count * item.payload.dtype.size
             if !first { json += "," }
             first = false
-            json += "\(Self.jsonString(item.name)):{\"dtype\":\"\(item.payload.dtype.rawValue)\","
+            json += "\(JSONLine.string(item.name)):{\"dtype\":\"\(item.payload.dtype.rawValue)\","
             json += "\"shape\":[\(item.shape.map(String.init).joined(separator: ","))],"
             json += "\"data_offsets\":[\(offset),\(offset + bytes)]}"
             offset += bytes
@@ -141,31 +141,6 @@ public struct SafeTensorsWriter {
         var out = Array(json.utf8)
         out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - out.count % 8) % 8))
         return out
-    }
-
-    /// Encodes a string as a JSON literal, escaping the way serde_json does (quote, backslash, and
-    /// control characters only), so headers match the reference writer byte for byte.
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
     }
 
     /// Writes the file atomically: a temporary file in the same directory, fsync'ed, then renamed over
