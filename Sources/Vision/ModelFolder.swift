@@ -142,7 +142,7 @@ public struct EncoderConfig: Equatable, Sendable {
         let preprocessing = Preprocessing(resizeWidth: size, resizeHeight: size, cropWidth: crop, cropHeight: crop,
                                           mean: try floats(pre["mean"], "preprocess.mean") ?? Preprocessing.imageNetMean,
                                           std: try floats(pre["std"], "preprocess.std") ?? Preprocessing.imageNetStd)
-        do { try preprocessing.validate() } catch let e as ImageError { throw bad("preprocess: \(e.problem)") }
+        do { try preprocessing.validate() } catch let e as CaptionError { throw bad("preprocess: \(e.problem)") }
         self.init(architecture: arch, weights: weights, naming: naming, pool: pool, preprocessing: preprocessing)
     }
 }
