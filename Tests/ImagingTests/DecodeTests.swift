@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import Imaging
 import XCTest
