@@ -81,8 +81,8 @@ let package = Package(
             path: "Sources/Bench"
         ),
         .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TensorCore", "TestSupport"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["CaptionSupport", "TensorCore", "TestSupport"]),
+        .testTarget(name: "ImagingTests", dependencies: ["CaptionSupport", "Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "CKernels", "TestSupport"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision", "NN", "Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "VideoTests", dependencies: ["Video", "NN", "TensorCore", "Imaging", "TestSupport"]),

@@ -121,7 +121,7 @@ public final class BatchCaptioner {
                     do {
                         let image = try self.captioner.extractor.decoder.decode(regularFile: path, maxBytes: self.options.maxFileBytes)
                         inputs.push(Input(sequence: sequence, image: path, tensor: self.captioner.preprocessing.tensor(image)))
-                    } catch let error as ImageError {
+                    } catch let error as CaptionError {
                         run.emit(sequence, .failure(image: path, error: error.problem))
                     } catch {
                         run.emit(sequence, .failure(image: path, error: "\(error)"))

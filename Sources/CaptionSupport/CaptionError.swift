@@ -5,12 +5,23 @@
 /// weights, missing files, bad option values. Foundation and system errors that reach a caller unwrapped are
 /// bugs; `wrapping(_:file:)` turns them into one line about the file being worked on.
 public struct CaptionError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// What kind of mistake it is: a bad input (file, folder, request body) or a bad option value.
+    /// What kind of mistake it is, for callers that react differently (a server answering 404, 415 or 422).
+    /// The CLI prints every kind the same way; only `.usage` changes how it is reported.
     public enum Kind: Sendable, Equatable {
-        /// A file, folder or body that cannot be used as it is.
+        /// A file, folder or body that cannot be used as it is (malformed content, wrong shape, bad entry).
         case input
         /// An option value out of range or inconsistent with another (the CLI reports it as a usage error).
         case usage
+        /// No such file or folder.
+        case notFound
+        /// Not a format this package reads, or a variant of one it does not handle (e.g. a 12-bit JPEG).
+        case unsupported
+        /// Data of a known format that is truncated or corrupt.
+        case corrupt
+        /// Over a size or pixel limit.
+        case tooLarge
+        /// The file cannot be read or written: permission, a full disk, out of memory, a system failure.
+        case io
     }
 
     /// The file (or folder) at fault, as the user named it; empty when the problem is not about one file
@@ -18,7 +29,7 @@ public struct CaptionError: Error, CustomStringConvertible, Equatable, Sendable 
     public let file: String
     /// What is wrong, naming the entry: `annotations[12] (id 4431): empty caption`.
     public let problem: String
-    /// Bad input or bad usage.
+    /// Which kind of bad input, or bad usage.
     public let kind: Kind
 
     /// An error about `file`: `problem` says what is wrong, without the file name.
@@ -42,8 +53,9 @@ public struct CaptionError: Error, CustomStringConvertible, Equatable, Sendable 
     public var description: String { file.isEmpty ? problem : "\(file): \(problem)" }
 
     /// This error, naming `file` when it named none yet (a parser or metric that does not know its file).
+    /// A usage error stays about its option.
     public func naming(_ file: String) -> CaptionError {
-        self.file.isEmpty && kind == .input ? CaptionError(file: file, problem, kind: kind) : self
+        self.file.isEmpty && kind != .usage ? CaptionError(file: file, problem, kind: kind) : self
     }
 
     /// `error` as a `CaptionError`: unchanged when it is one, else one line about `file`.

@@ -1,3 +1,4 @@
+import CaptionSupport
 import CImageIO
 import Foundation
 
@@ -27,7 +28,7 @@ public struct ImageInfo: Equatable, Sendable {
 /// Pillow opens as mode "I;16" and clips to 255 when converting to RGB: we match that, so such a
 /// file decodes mostly white, as it does for the Python reference). The format comes from the
 /// magic bytes. Every failure is an
-/// `ImageError` naming the file; nothing crashes, nothing is printed. A value type with no shared
+/// `CaptionError` naming the file (built from an `ImageProblem`); nothing crashes, nothing is printed. A value type with no shared
 /// state: decode from as many threads as you like.
 ///
 /// Deliberate differences from Pillow: a PNG whose IDAT CRC is wrong is rejected (Pillow does not
@@ -74,7 +75,7 @@ public struct ImageDecoder: Sendable {
     /// Decodes a whole JPEG or PNG file held in memory; `name` is used in error messages.
     public func decode(bytes: UnsafeRawBufferPointer, name: String) throws -> RGBImage {
         guard let base = bytes.baseAddress, bytes.count > 0 else {
-            throw ImageError(path: name, reason: .emptyFile)
+            throw ImageProblem.emptyFile.error(name)
         }
         let data = base.assumingMemoryBound(to: UInt8.self)
         var info = cimageio_info()
@@ -82,7 +83,7 @@ public struct ImageDecoder: Sendable {
         guard status == CIMAGEIO_OK else { throw error(status, info, name) }
         let (width, height) = (Int(info.width), Int(info.height))
         guard width > 0, height > 0 else {
-            throw ImageError(path: name, reason: .corrupt(ImageFormat(info.format) ?? .jpeg, "image has no pixels"))
+            throw ImageProblem.corrupt(ImageFormat(info.format) ?? .jpeg, "image has no pixels").error(name)
         }
         let byteCount = width * height * 3
         let pixels = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, count in
@@ -102,7 +103,7 @@ public struct ImageDecoder: Sendable {
     /// Reads only the header of an in-memory file: format, size, orientation.
     public func info(bytes: UnsafeRawBufferPointer, name: String) throws -> ImageInfo {
         guard let base = bytes.baseAddress, bytes.count > 0 else {
-            throw ImageError(path: name, reason: .emptyFile)
+            throw ImageProblem.emptyFile.error(name)
         }
         var info = cimageio_info()
         let status = cimageio_probe(base.assumingMemoryBound(to: UInt8.self), bytes.count, limit, &info)
@@ -115,10 +116,10 @@ public struct ImageDecoder: Sendable {
 
     private var limit: UInt64 { UInt64(max(0, maxPixels)) }
 
-    private func error(_ status: cimageio_status, _ info: cimageio_info, _ name: String) -> ImageError {
+    private func error(_ status: cimageio_status, _ info: cimageio_info, _ name: String) -> CaptionError {
         let message = Self.message(info)
         let format = ImageFormat(info.format) ?? .jpeg
-        let reason: ImageError.Reason
+        let reason: ImageProblem
         switch status {
         case CIMAGEIO_UNKNOWN_FORMAT: reason = .unknownFormat
         case CIMAGEIO_TRUNCATED: reason = .truncated(format, message)
@@ -129,7 +130,7 @@ public struct ImageDecoder: Sendable {
         case CIMAGEIO_BAD_ARGUMENT: reason = .invalidArgument(message)
         default: reason = .corrupt(format, message)
         }
-        return ImageError(path: name, reason: reason)
+        return reason.error(name)
     }
 
     /// The NUL-terminated message inside `info`, never reading past its fixed buffer.
@@ -140,22 +141,22 @@ public struct ImageDecoder: Sendable {
         }
     }
 
-    /// The whole file at `path`, with errno turned into an `ImageError` naming it.
+    /// The whole file at `path`, with errno turned into a `CaptionError` naming it.
     /// `regularOnly`: open non-blocking and refuse anything but a regular file (FIFOs, sockets, devices);
     /// `maxBytes`: refuse a regular file larger than this before reading it.
     static func readFile(_ path: String, regularOnly: Bool = false, maxBytes: Int = .max) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | (regularOnly ? O_NONBLOCK : 0))
-        guard fd >= 0 else { throw ImageError(path: path, reason: readReason(errno)) }
+        guard fd >= 0 else { throw Self.readProblem(errno).error(path) }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw ImageError(path: path, reason: readReason(errno)) }
-        if (status.st_mode & S_IFMT) == S_IFDIR { throw ImageError(path: path, reason: .isDirectory) }
+        guard fstat(fd, &status) == 0 else { throw Self.readProblem(errno).error(path) }
+        if (status.st_mode & S_IFMT) == S_IFDIR { throw ImageProblem.isDirectory.error(path) }
         let isRegular = (status.st_mode & S_IFMT) == S_IFREG
         if regularOnly && !isRegular {
-            throw ImageError(path: path, reason: .unreadable("not a regular file (\(fileKind(status.st_mode)))"))
+            throw ImageProblem.notRegularFile(fileKind(status.st_mode)).error(path)
         }
         if Int(status.st_size) > maxBytes {
-            throw ImageError(path: path, reason: .unreadable("file is \(status.st_size) bytes, over the limit of \(maxBytes)"))
+            throw ImageProblem.fileTooLarge(bytes: Int(status.st_size), limit: maxBytes).error(path)
         }
         // Regular files are read into one allocation of their size plus one byte, so reaching
         // EOF needs no regrowth; pipes, devices and files that grew since fstat double as needed.
@@ -166,13 +167,13 @@ public struct ImageDecoder: Sendable {
             let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
             if got < 0 {
                 if errno == EINTR { continue }
-                throw ImageError(path: path, reason: readReason(errno))
+                throw Self.readProblem(errno).error(path)
             }
             if got == 0 { break }
             filled += got
         }
         bytes.removeSubrange(filled...)
-        if bytes.isEmpty { throw ImageError(path: path, reason: .emptyFile) }
+        if bytes.isEmpty { throw ImageProblem.emptyFile.error(path) }
         return bytes
     }
 
@@ -188,7 +189,7 @@ public struct ImageDecoder: Sendable {
         }
     }
 
-    static func readReason(_ code: Int32) -> ImageError.Reason {
+    static func readProblem(_ code: Int32) -> ImageProblem {
         switch code {
         case ENOENT, ENOTDIR: return .fileNotFound
         case EACCES, EPERM: return .permissionDenied

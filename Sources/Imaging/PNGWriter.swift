@@ -1,3 +1,4 @@
+import CaptionSupport
 import CImageIO
 import Foundation
 
@@ -8,7 +9,7 @@ extension RGBImage {
     ///   faster and suits throwaway frames).
     public func pngData(compressionLevel: Int = 6) throws -> [UInt8] {
         guard width > 0, height > 0, width <= Int(Int32.max), height <= Int(Int32.max) else {
-            throw ImageError(path: "<memory>", reason: .invalidArgument("cannot write a \(width)×\(height) image as PNG"))
+            throw ImageProblem.invalidArgument("cannot write a \(width)×\(height) image as PNG").error("<memory>")
         }
         var output: UnsafeMutablePointer<UInt8>?
         var outputSize = 0
@@ -20,7 +21,7 @@ extension RGBImage {
         defer { cimageio_free(output) }
         guard status == CIMAGEIO_OK, let output else {
             let why = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw ImageError(path: "<memory>", reason: status == CIMAGEIO_OUT_OF_MEMORY ? .outOfMemory : .invalidArgument(why))
+            throw (status == CIMAGEIO_OUT_OF_MEMORY ? ImageProblem.outOfMemory : .invalidArgument(why)).error("<memory>")
         }
         return [UInt8](UnsafeBufferPointer(start: output, count: outputSize))
     }
@@ -32,9 +33,8 @@ extension RGBImage {
         var data: [UInt8]
         do {
             data = try pngData(compressionLevel: compressionLevel)
-        } catch var error as ImageError {
-            error.path = path
-            throw error
+        } catch let error as CaptionError {
+            throw CaptionError(file: path, error.problem, kind: error.kind)
         }
         try writeFileAtomically(data, to: path)
     }
@@ -45,14 +45,14 @@ func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     let url = URL(fileURLWithPath: path)
     let directory = url.deletingLastPathComponent().path
     let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-    func failure(_ code: Int32) -> ImageError {
+    func failure(_ code: Int32) -> CaptionError {
         let why: String
         switch code {
         case EACCES, EPERM: why = "permission denied"
         case ENOENT: why = "no such folder \(directory)"
         default: why = String(cString: strerror(code))
         }
-        return ImageError(path: path, reason: .writeFailed(why))
+        return ImageProblem.writeFailed(why).error(path)
     }
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw failure(errno) }

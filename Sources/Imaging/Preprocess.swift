@@ -1,3 +1,4 @@
+import CaptionSupport
 import TensorCore
 
 /// The network-input recipe: Pillow-bilinear resize, optional centre crop, then torchvision's
@@ -45,7 +46,7 @@ public struct Preprocessing: Codable, Equatable, Sendable {
     /// Checks the recipe (e.g. after loading it from a config file) so that applying it cannot
     /// trap: positive sizes, crop given in both directions or neither, 3 means, 3 non-zero stds.
     public func validate() throws {
-        func invalid(_ why: String) -> ImageError { ImageError(path: "preprocessing", reason: .invalidArgument(why)) }
+        func invalid(_ why: String) -> CaptionError { ImageProblem.invalidArgument(why).error("preprocessing") }
         guard resizeWidth > 0, resizeHeight > 0 else { throw invalid("resize size \(resizeWidth)×\(resizeHeight) must be positive") }
         guard (cropWidth == nil) == (cropHeight == nil) else { throw invalid("crop needs both a width and a height") }
         if let cropWidth, let cropHeight, cropWidth <= 0 || cropHeight <= 0 {

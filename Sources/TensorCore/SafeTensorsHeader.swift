@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 
 // safetensors (https://github.com/huggingface/safetensors) layout:
@@ -53,17 +54,17 @@ enum SafeTensorsHeader {
 
     static func parse(base: UnsafeRawPointer, fileSize: Int, path: String) throws -> Parsed {
         let headerLength = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
-        if headerLength == 0 { throw SafeTensorsError.emptyHeader(file: path) }
+        if headerLength == 0 { throw SafeTensorsProblem.emptyHeader(file: path).error }
         if headerLength > SafeTensorsFile.maxHeaderLength {
-            throw SafeTensorsError.headerTooLarge(file: path, length: headerLength)
+            throw SafeTensorsProblem.headerTooLarge(file: path, length: headerLength).error
         }
         if headerLength > UInt64(fileSize - 8) {
-            throw SafeTensorsError.headerBeyondEnd(file: path, length: headerLength, fileSize: fileSize)
+            throw SafeTensorsProblem.headerBeyondEnd(file: path, length: headerLength, fileSize: fileSize).error
         }
         let n = Int(headerLength)
         let headerBytes = UnsafeRawBufferPointer(start: base + 8, count: n)
         guard String(validating: headerBytes, as: UTF8.self) != nil else {
-            throw SafeTensorsError.headerNotUTF8(file: path)
+            throw SafeTensorsProblem.headerNotUTF8(file: path).error
         }
         let json: Any
         do {
@@ -72,20 +73,20 @@ enum SafeTensorsHeader {
             var reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "parse error"
             reason = reason.replacingOccurrences(of: "\n", with: " ")
             if reason.hasSuffix(".") { reason.removeLast() }
-            throw SafeTensorsError.headerNotJSON(file: path, reason: reason)
+            throw SafeTensorsProblem.headerNotJSON(file: path, reason: reason).error
         }
-        guard let object = json as? [String: Any] else { throw SafeTensorsError.headerNotObject(file: path) }
+        guard let object = json as? [String: Any] else { throw SafeTensorsProblem.headerNotObject(file: path).error }
         // JSONSerialization silently keeps one of two equal keys; find duplicates in the raw text.
         // (The reference crate keeps the last tensor of a name, which goes unnoticed when both
         // entries agree; a duplicated name is always a writer bug, so it is rejected here.)
         if let dup = firstDuplicateKey(headerBytes) {
             switch (dup.topLevelKey, dup.depth) {
-            case (_, 1): throw SafeTensorsError.duplicateName(file: path, name: dup.key)
+            case (_, 1): throw SafeTensorsProblem.duplicateName(file: path, name: dup.key).error
             case ("__metadata__", _):
-                throw SafeTensorsError.invalidMetadata(file: path, reason: "key \"\(dup.key)\" appears more than once")
+                throw SafeTensorsProblem.invalidMetadata(file: path, reason: "key \"\(dup.key)\" appears more than once").error
             default:
-                throw SafeTensorsError.invalidEntry(file: path, tensor: dup.topLevelKey,
-                                                    reason: "key \"\(dup.key)\" appears more than once")
+                throw SafeTensorsProblem.invalidEntry(file: path, tensor: dup.topLevelKey,
+                                                    reason: "key \"\(dup.key)\" appears more than once").error
             }
         }
 
@@ -98,11 +99,11 @@ enum SafeTensorsHeader {
             if name == "__metadata__" {
                 if value is NSNull { continue }
                 guard let dict = value as? [String: Any] else {
-                    throw SafeTensorsError.invalidMetadata(file: path, reason: "not a JSON object")
+                    throw SafeTensorsProblem.invalidMetadata(file: path, reason: "not a JSON object").error
                 }
                 for (k, v) in dict {
                     guard let s = v as? String else {
-                        throw SafeTensorsError.invalidMetadata(file: path, reason: "value of \"\(k)\" is not a string")
+                        throw SafeTensorsProblem.invalidMetadata(file: path, reason: "value of \"\(k)\" is not a string").error
                     }
                     metadata[k] = s
                 }
@@ -118,26 +119,26 @@ enum SafeTensorsHeader {
         var previous: String?
         for e in entries {
             if e.end - dataStart > dataSize {
-                throw SafeTensorsError.offsetsOutOfBounds(file: path, tensor: e.name, end: e.end - dataStart, dataSize: dataSize)
+                throw SafeTensorsProblem.offsetsOutOfBounds(file: path, tensor: e.name, end: e.end - dataStart, dataSize: dataSize).error
             }
             if e.begin < cursor, let previous {
-                throw SafeTensorsError.overlappingTensors(file: path, tensor: e.name, other: previous)
+                throw SafeTensorsProblem.overlappingTensors(file: path, tensor: e.name, other: previous).error
             }
             if e.begin > cursor {
-                throw SafeTensorsError.gapBeforeTensor(file: path, tensor: e.name,
-                                                       gapBegin: cursor - dataStart, gapEnd: e.begin - dataStart)
+                throw SafeTensorsProblem.gapBeforeTensor(file: path, tensor: e.name,
+                                                       gapBegin: cursor - dataStart, gapEnd: e.begin - dataStart).error
             }
             cursor = e.end
             previous = e.name
         }
         if cursor != fileSize {
-            throw SafeTensorsError.trailingBytes(file: path, used: cursor - dataStart, dataSize: dataSize)
+            throw SafeTensorsProblem.trailingBytes(file: path, used: cursor - dataStart, dataSize: dataSize).error
         }
         return Parsed(entries: entries, metadata: metadata)
     }
 
     private static func parseEntry(name: String, value: Any, dataStart: Int, path: String) throws -> SafeTensorsFile.Entry {
-        func bad(_ reason: String) -> SafeTensorsError { .invalidEntry(file: path, tensor: name, reason: reason) }
+        func bad(_ reason: String) -> CaptionError { SafeTensorsProblem.invalidEntry(file: path, tensor: name, reason: reason).error }
         guard let dict = value as? [String: Any] else { throw bad("not a JSON object") }
         guard let dtypeValue = dict["dtype"] else { throw bad("missing \"dtype\"") }
         guard let dtypeName = dtypeValue as? String else { throw bad("\"dtype\" is not a string") }
@@ -157,17 +158,17 @@ enum SafeTensorsHeader {
             throw bad("data_offsets \(describe(offsetsArray)) are not non-negative integers")
         }
         guard let dtype = SafeTensorsDType(rawValue: dtypeName) else {
-            throw SafeTensorsError.unknownDType(file: path, tensor: name, dtype: dtypeName)
+            throw SafeTensorsProblem.unknownDType(file: path, tensor: name, dtype: dtypeName).error
         }
-        if begin > end { throw SafeTensorsError.offsetsReversed(file: path, tensor: name, begin: begin, end: end) }
+        if begin > end { throw SafeTensorsProblem.offsetsReversed(file: path, tensor: name, begin: begin, end: end).error }
         var bytes = dtype.size
         for d in shape {
             let (p, overflow) = bytes.multipliedReportingOverflow(by: d)
-            if overflow { throw SafeTensorsError.shapeOverflow(file: path, tensor: name, shape: shape) }
+            if overflow { throw SafeTensorsProblem.shapeOverflow(file: path, tensor: name, shape: shape).error }
             bytes = p
         }
         if bytes != end - begin {
-            throw SafeTensorsError.sizeMismatch(file: path, tensor: name, shapeBytes: bytes, offsetBytes: end - begin)
+            throw SafeTensorsProblem.sizeMismatch(file: path, tensor: name, shapeBytes: bytes, offsetBytes: end - begin).error
         }
         // Offsets are < 2^63 here; adding the header size cannot overflow for any real file, but check.
         let (absBegin, o1) = dataStart.addingReportingOverflow(begin)

@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -7,9 +8,12 @@ import Darwin
 
 // The file layout and the validation rules are described in SafeTensorsHeader.swift.
 
-/// A problem reading or writing a safetensors file. Every message is one line, `"<file>: <problem>"`.
-public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// The file could not be opened, stat'ed or mapped.
+/// A problem reading or writing a safetensors file. Not an error itself: every throw site throws `error`, a
+/// `CaptionError` naming the file, whose one line `"<file>: <problem>"` is this value's `description`.
+public enum SafeTensorsProblem: CustomStringConvertible, Equatable, Sendable {
+    /// The file does not exist (`open` failed with ENOENT).
+    case noSuchFile(file: String)
+    /// The file could not be opened, stat'ed or mapped, for any other reason.
     case cannotOpen(file: String, reason: String)
     /// Fewer than the 8 bytes of the header-length prefix.
     case fileTooSmall(file: String, size: Int)
@@ -56,39 +60,71 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     /// The output file could not be written.
     case cannotWrite(file: String, reason: String)
 
-    public var description: String {
+    /// The error every throw site throws: about `file`, with `problem` and `kind`.
+    public var error: CaptionError { CaptionError(file: file, problem, kind: kind) }
+
+    /// `"<file>: <problem>"`.
+    public var description: String { "\(file): \(problem)" }
+
+    /// The file the problem is about.
+    public var file: String {
         switch self {
-        case let .cannotOpen(f, r): return "\(f): cannot open safetensors file: \(r)"
-        case let .fileTooSmall(f, n):
-            return "\(f): not a safetensors file: \(n) bytes, shorter than the 8-byte header length"
-        case let .emptyHeader(f): return "\(f): safetensors header length is zero"
-        case let .headerTooLarge(f, n):
-            return "\(f): safetensors header length \(n) exceeds the \(SafeTensorsFile.maxHeaderLength)-byte limit"
-        case let .headerBeyondEnd(f, n, size):
-            return "\(f): safetensors header length \(n) runs past the end of the \(size)-byte file"
-        case let .headerNotUTF8(f): return "\(f): safetensors header is not valid UTF-8"
-        case let .headerNotJSON(f, r): return "\(f): safetensors header is not valid JSON: \(r)"
-        case let .headerNotObject(f): return "\(f): safetensors header is not a JSON object"
-        case let .duplicateName(f, n): return "\(f): tensor name \"\(n)\" appears more than once in the header"
-        case let .invalidMetadata(f, r): return "\(f): invalid __metadata__: \(r)"
-        case let .invalidEntry(f, t, r): return "\(f): invalid header entry for tensor \"\(t)\": \(r)"
-        case let .unknownDType(f, t, d): return "\(f): tensor \"\(t)\" has unsupported dtype \"\(d)\""
-        case let .shapeOverflow(f, t, s): return "\(f): tensor \"\(t)\" shape \(s) is too large"
-        case let .offsetsReversed(f, t, b, e):
-            return "\(f): tensor \"\(t)\" has data_offsets [\(b), \(e)] with begin after end"
-        case let .offsetsOutOfBounds(f, t, e, size):
-            return "\(f): tensor \"\(t)\" data ends at byte \(e), past the \(size)-byte data section"
-        case let .sizeMismatch(f, t, s, o):
-            return "\(f): tensor \"\(t)\" shape needs \(s) bytes but data_offsets span \(o) bytes"
-        case let .overlappingTensors(f, t, o): return "\(f): tensors \"\(o)\" and \"\(t)\" overlap in the data section"
-        case let .gapBeforeTensor(f, t, b, e):
-            return "\(f): bytes \(b)..<\(e) of the data section before tensor \"\(t)\" belong to no tensor"
-        case let .trailingBytes(f, u, size):
-            return "\(f): tensors cover \(u) bytes but the data section has \(size) (trailing bytes)"
-        case let .noSuchTensor(f, n): return "\(f): no tensor named \"\(n)\""
-        case let .wrongDType(f, t, a, e): return "\(f): tensor \"\(t)\" is \(a.rawValue), not \(e)"
-        case let .invalidTensor(f, t, r): return "\(f): cannot write tensor \"\(t)\": \(r)"
-        case let .cannotWrite(f, r): return "\(f): cannot write safetensors file: \(r)"
+        case let .noSuchFile(f), let .cannotOpen(f, _), let .fileTooSmall(f, _), let .emptyHeader(f),
+             let .headerTooLarge(f, _), let .headerBeyondEnd(f, _, _), let .headerNotUTF8(f), let .headerNotJSON(f, _),
+             let .headerNotObject(f), let .duplicateName(f, _), let .invalidMetadata(f, _), let .invalidEntry(f, _, _),
+             let .unknownDType(f, _, _), let .shapeOverflow(f, _, _), let .offsetsReversed(f, _, _, _),
+             let .offsetsOutOfBounds(f, _, _, _), let .sizeMismatch(f, _, _, _), let .overlappingTensors(f, _, _),
+             let .gapBeforeTensor(f, _, _, _), let .trailingBytes(f, _, _), let .noSuchTensor(f, _),
+             let .wrongDType(f, _, _, _), let .invalidTensor(f, _, _), let .cannotWrite(f, _):
+            return f
+        }
+    }
+
+    /// What is wrong, without the file name.
+    public var problem: String {
+        switch self {
+        case .noSuchFile: return "cannot open safetensors file: " + String(cString: strerror(ENOENT))
+        case let .cannotOpen(_, r): return "cannot open safetensors file: \(r)"
+        case let .fileTooSmall(_, n): return "not a safetensors file: \(n) bytes, shorter than the 8-byte header length"
+        case .emptyHeader: return "safetensors header length is zero"
+        case let .headerTooLarge(_, n):
+            return "safetensors header length \(n) exceeds the \(SafeTensorsFile.maxHeaderLength)-byte limit"
+        case let .headerBeyondEnd(_, n, size): return "safetensors header length \(n) runs past the end of the \(size)-byte file"
+        case .headerNotUTF8: return "safetensors header is not valid UTF-8"
+        case let .headerNotJSON(_, r): return "safetensors header is not valid JSON: \(r)"
+        case .headerNotObject: return "safetensors header is not a JSON object"
+        case let .duplicateName(_, n): return "tensor name \"\(n)\" appears more than once in the header"
+        case let .invalidMetadata(_, r): return "invalid __metadata__: \(r)"
+        case let .invalidEntry(_, t, r): return "invalid header entry for tensor \"\(t)\": \(r)"
+        case let .unknownDType(_, t, d): return "tensor \"\(t)\" has unsupported dtype \"\(d)\""
+        case let .shapeOverflow(_, t, s): return "tensor \"\(t)\" shape \(s) is too large"
+        case let .offsetsReversed(_, t, b, e): return "tensor \"\(t)\" has data_offsets [\(b), \(e)] with begin after end"
+        case let .offsetsOutOfBounds(_, t, e, size):
+            return "tensor \"\(t)\" data ends at byte \(e), past the \(size)-byte data section"
+        case let .sizeMismatch(_, t, s, o): return "tensor \"\(t)\" shape needs \(s) bytes but data_offsets span \(o) bytes"
+        case let .overlappingTensors(_, t, o): return "tensors \"\(o)\" and \"\(t)\" overlap in the data section"
+        case let .gapBeforeTensor(_, t, b, e): return "bytes \(b)..<\(e) of the data section before tensor \"\(t)\" belong to no tensor"
+        case let .trailingBytes(_, u, size): return "tensors cover \(u) bytes but the data section has \(size) (trailing bytes)"
+        case let .noSuchTensor(_, n): return "no tensor named \"\(n)\""
+        case let .wrongDType(_, t, a, e): return "tensor \"\(t)\" is \(a.rawValue), not \(e)"
+        case let .invalidTensor(_, t, r): return "cannot write tensor \"\(t)\": \(r)"
+        case let .cannotWrite(_, r): return "cannot write safetensors file: \(r)"
+        }
+    }
+
+    /// Missing file, unreadable or unwritable file, a dtype this reader does not know, or a file that is
+    /// not a valid safetensors file; a missing tensor, a tensor of the wrong dtype and a tensor the writer
+    /// was given inconsistently are bad input to the code that asked for them.
+    public var kind: CaptionError.Kind {
+        switch self {
+        case .noSuchFile: return .notFound
+        case .cannotOpen, .cannotWrite: return .io
+        case .unknownDType: return .unsupported
+        case .noSuchTensor, .wrongDType, .invalidTensor: return .input
+        case .fileTooSmall, .emptyHeader, .headerTooLarge, .headerBeyondEnd, .headerNotUTF8, .headerNotJSON,
+             .headerNotObject, .duplicateName, .invalidMetadata, .invalidEntry, .shapeOverflow, .offsetsReversed,
+             .offsetsOutOfBounds, .sizeMismatch, .overlappingTensors, .gapBeforeTensor, .trailingBytes:
+            return .corrupt
         }
     }
 }
@@ -100,16 +136,19 @@ final class SafeTensorsMapping: @unchecked Sendable {
 
     init(path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
+        if fd < 0 {
+            throw (errno == ENOENT ? SafeTensorsProblem.noSuchFile(file: path)
+                : .cannotOpen(file: path, reason: String(cString: strerror(errno)))).error
+        }
         defer { close(fd) }
         var st = stat()
-        if fstat(fd, &st) != 0 { throw SafeTensorsError.cannotOpen(file: path, reason: String(cString: strerror(errno))) }
-        if (st.st_mode & S_IFMT) != S_IFREG { throw SafeTensorsError.cannotOpen(file: path, reason: "not a regular file") }
+        if fstat(fd, &st) != 0 { throw SafeTensorsProblem.cannotOpen(file: path, reason: String(cString: strerror(errno))).error }
+        if (st.st_mode & S_IFMT) != S_IFREG { throw SafeTensorsProblem.cannotOpen(file: path, reason: "not a regular file").error }
         let size = Int(st.st_size)
         // mmap rejects zero-length mappings; such a file fails the length check anyway.
-        if size < 8 { throw SafeTensorsError.fileTooSmall(file: path, size: size) }
+        if size < 8 { throw SafeTensorsProblem.fileTooSmall(file: path, size: size).error }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw SafeTensorsError.cannotOpen(file: path, reason: "mmap failed: " + String(cString: strerror(errno)))
+            throw SafeTensorsProblem.cannotOpen(file: path, reason: "mmap failed: " + String(cString: strerror(errno))).error
         }
         base = UnsafeRawPointer(p)
         self.size = size
@@ -145,7 +184,7 @@ public struct SafeTensorsFile: @unchecked Sendable {
     /// The `__metadata__` string map (empty when absent).
     public let metadata: [String: String]
 
-    /// Maps and validates the file at `path`; throws `SafeTensorsError` naming the file and the problem.
+    /// Maps and validates the file at `path`; throws a `CaptionError` naming the file and the problem.
     public init(path: String) throws {
         self.path = path
         let mapping = try SafeTensorsMapping(path: path)
@@ -159,7 +198,7 @@ public struct SafeTensorsFile: @unchecked Sendable {
     }
 
     private func entry(_ name: String) throws -> Entry {
-        guard let i = index[name] else { throw SafeTensorsError.noSuchTensor(file: path, name: name) }
+        guard let i = index[name] else { throw SafeTensorsProblem.noSuchTensor(file: path, name: name).error }
         return entries[i]
     }
 
@@ -211,7 +250,7 @@ public struct SafeTensorsFile: @unchecked Sendable {
     public func uint8(_ name: String) throws -> [UInt8] {
         let e = try entry(name)
         guard e.dtype == .U8 || e.dtype == .BOOL else {
-            throw SafeTensorsError.wrongDType(file: path, tensor: name, actual: e.dtype, expected: "U8")
+            throw SafeTensorsProblem.wrongDType(file: path, tensor: name, actual: e.dtype, expected: "U8").error
         }
         return Array(UnsafeRawBufferPointer(start: mapping.base + e.begin, count: e.end - e.begin))
     }
@@ -225,7 +264,7 @@ public struct SafeTensorsFile: @unchecked Sendable {
         case .I64: return (0..<n).map { src.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self) }
         case .I32: return (0..<n).map { Int64(src.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
         case .U8: return (0..<n).map { Int64(src.load(fromByteOffset: $0, as: UInt8.self)) }
-        default: throw SafeTensorsError.wrongDType(file: path, tensor: name, actual: e.dtype, expected: "an integer type")
+        default: throw SafeTensorsProblem.wrongDType(file: path, tensor: name, actual: e.dtype, expected: "an integer type").error
         }
     }
 
@@ -233,7 +272,7 @@ public struct SafeTensorsFile: @unchecked Sendable {
     public func int32(_ name: String) throws -> [Int32] {
         let e = try entry(name)
         guard e.dtype == .I32 else {
-            throw SafeTensorsError.wrongDType(file: path, tensor: name, actual: e.dtype, expected: "I32")
+            throw SafeTensorsProblem.wrongDType(file: path, tensor: name, actual: e.dtype, expected: "I32").error
         }
         let src = mapping.base + e.begin
         return (0..<(e.end - e.begin) / 4).map { src.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) }

@@ -147,12 +147,12 @@ public struct SafeTensorsWriter {
     /// `path`, so readers never see a partial file. Tensor data is written straight from each
     /// tensor's storage; nothing is concatenated in memory.
     public func write(to path: String) throws {
-        if let p = problems.first { throw SafeTensorsError.invalidTensor(file: path, tensor: p.tensor, reason: p.reason) }
+        if let p = problems.first { throw SafeTensorsProblem.invalidTensor(file: path, tensor: p.tensor, reason: p.reason).error }
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         var template = Array((directory + "/." + url.lastPathComponent + ".tmp.XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        if fd < 0 { throw SafeTensorsError.cannotWrite(file: path, reason: String(cString: strerror(errno))) }
+        if fd < 0 { throw SafeTensorsProblem.cannotWrite(file: path, reason: String(cString: strerror(errno))).error }
         let tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var succeeded = false
         defer {
@@ -167,16 +167,16 @@ public struct SafeTensorsWriter {
             try withUnsafeBytes(of: &prefix) { try Self.writeAll(fd, $0, path) }
             try header.withUnsafeBytes { try Self.writeAll(fd, $0, path) }
             for item in ordered { try item.payload.withBytes { try Self.writeAll(fd, $0, path) } }
-            if fsync(fd) != 0 { throw SafeTensorsError.cannotWrite(file: path, reason: String(cString: strerror(errno))) }
+            if fsync(fd) != 0 { throw SafeTensorsProblem.cannotWrite(file: path, reason: String(cString: strerror(errno))).error }
         }
         if rename(tempPath, path) != 0 {
-            throw SafeTensorsError.cannotWrite(file: path, reason: String(cString: strerror(errno)))
+            throw SafeTensorsProblem.cannotWrite(file: path, reason: String(cString: strerror(errno))).error
         }
         succeeded = true
     }
 
     private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws {
         let code = writeFully(fd, buffer)
-        if code != 0 { throw SafeTensorsError.cannotWrite(file: path, reason: String(cString: strerror(code))) }
+        if code != 0 { throw SafeTensorsProblem.cannotWrite(file: path, reason: String(cString: strerror(code))).error }
     }
 }

@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import Imaging
 import TensorCore
@@ -11,12 +12,12 @@ public enum SequenceReader {
                                                       "mpeg", "wmv", "flv", "ogv", "3gp", "ts"]
 
     /// The decoded frames of the sequence at `path`, at most `maxFrames` of them (all when nil).
-    /// Throws `VideoError` / `ImageError` naming the file and the problem.
+    /// Throws `CaptionError` naming the file and the problem.
     public static func images(at path: String, maxFrames: Int? = nil,
                               decoder: ImageDecoder = ImageDecoder()) throws -> [RGBImage] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw VideoError(file: path, "no such file or folder")
+            throw CaptionError(file: path, "no such file or folder", kind: .notFound)
         }
         if isDirectory.boolValue {
             var files = try frameFiles(in: path)
@@ -32,11 +33,11 @@ public enum SequenceReader {
     public static func frameFiles(in folder: String) throws -> [String] {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
-            throw VideoError(file: folder, "cannot list folder")
+            throw CaptionError(file: folder, "cannot list folder")
         }
         let files = names.filter { !$0.hasPrefix(".") }.sorted(by: naturalOrder).map { folder + "/" + $0 }
             .filter { ImageFormat.sniff(path: $0) != nil }
-        if files.isEmpty { throw VideoError(file: folder, "no PNG or JPEG frames in folder") }
+        if files.isEmpty { throw CaptionError(file: folder, "no PNG or JPEG frames in folder") }
         return files
     }
 
@@ -44,12 +45,12 @@ public enum SequenceReader {
     public static func sequences(in folder: String) throws -> [String] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else {
-            throw VideoError(file: folder, "no such folder")
+            throw CaptionError(file: folder, "no such folder", kind: .notFound)
         }
-        guard isDirectory.boolValue else { throw VideoError(file: folder, "not a folder of sequences") }
+        guard isDirectory.boolValue else { throw CaptionError(file: folder, "not a folder of sequences") }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
-            throw VideoError(file: folder, "cannot list folder")
+            throw CaptionError(file: folder, "cannot list folder")
         }
         var out: [String] = []
         for name in names.sorted(by: naturalOrder) where !name.hasPrefix(".") {
@@ -60,7 +61,7 @@ public enum SequenceReader {
                 out.append(path)
             }
         }
-        if out.isEmpty { throw VideoError(file: folder, "no sequences (subfolders of frames or video files) in folder") }
+        if out.isEmpty { throw CaptionError(file: folder, "no sequences (subfolders of frames or video files) in folder") }
         return out
     }
 
@@ -101,15 +102,15 @@ public enum SequenceReader {
 
     /// Decodes a video file to frames through `ffmpeg` (into a temporary folder of PNGs, removed afterwards).
     static func decodeVideo(_ path: String, maxFrames: Int?, decoder: ImageDecoder) throws -> [RGBImage] {
-        guard FileManager.default.isReadableFile(atPath: path) else { throw VideoError(file: path, "cannot read file") }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw CaptionError(file: path, "cannot read file") }
         guard let ffmpeg = ffmpegPath else {
-            throw VideoError(file: path, "reading a video file needs ffmpeg, which is not installed "
+            throw CaptionError(file: path, "reading a video file needs ffmpeg, which is not installed "
                              + "(install it, or pass a folder of PNG/JPEG frames)")
         }
         let temporary = FileManager.default.temporaryDirectory
             .appendingPathComponent("caption-video-\(getpid())-\(UInt32.random(in: 0 ... .max))").path
         do { try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true) } catch {
-            throw VideoError(file: temporary, "cannot create a temporary folder for the decoded frames")
+            throw CaptionError(file: temporary, "cannot create a temporary folder for the decoded frames")
         }
         defer { try? FileManager.default.removeItem(atPath: temporary) }
         let process = Process()
@@ -121,18 +122,18 @@ public enum SequenceReader {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { throw VideoError(file: path, "cannot run \(ffmpeg)") }
+        do { try process.run() } catch { throw CaptionError(file: path, "cannot run \(ffmpeg)") }
         let message = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         if process.terminationStatus != 0 {
             let line = String(decoding: message, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
-            throw VideoError(file: path, "ffmpeg cannot decode the video" + (line.isEmpty ? "" : ": " + line))
+            throw CaptionError(file: path, "ffmpeg cannot decode the video" + (line.isEmpty ? "" : ": " + line))
         }
         let files = (try? frameFiles(in: temporary)) ?? []
-        if files.isEmpty { throw VideoError(file: path, "ffmpeg found no video frames in the file") }
+        if files.isEmpty { throw CaptionError(file: path, "ffmpeg found no video frames in the file") }
         return try files.map { file in
             do { return try decoder.decode(path: file) } catch {
-                throw VideoError(file: path, "ffmpeg produced an unreadable frame")
+                throw CaptionError(file: path, "ffmpeg produced an unreadable frame")
             }
         }
     }

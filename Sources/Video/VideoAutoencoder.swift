@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import NN
 import TensorCore
@@ -80,10 +81,10 @@ public final class VideoAutoencoder {
     public let parameters: Parameters
     let engine: AutoencoderEngine
 
-    /// Builds the model (all parameters zero; call `initialize` or load weights). Throws `VideoError` for an
+    /// Builds the model (all parameters zero; call `initialize` or load weights). Throws `CaptionError` for an
     /// unusable configuration.
     public init(config: VideoModelConfig) throws {
-        if let problem = config.problems().first { throw VideoError(file: "config", problem) }
+        if let problem = config.problems().first { throw CaptionError(file: "config", problem) }
         self.config = config
         var layout = ParameterLayout()
         switch config.cell {

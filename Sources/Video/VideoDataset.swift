@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import Imaging
 import TensorCore
@@ -89,7 +90,7 @@ public struct VideoDataset {
                     do {
                         let images = try SequenceReader.images(at: paths[i], maxFrames: maximumLength)
                         if images.count < minimumLength {
-                            throw VideoError(file: paths[i], "has \(images.count) frames, the model needs at least \(minimumLength)")
+                            throw CaptionError(file: paths[i], "has \(images.count) frames, the model needs at least \(minimumLength)")
                         }
                         var bytes = [UInt8](repeating: 0, count: images.count * encoder.dimension)
                         var frame = [Float](repeating: 0, count: encoder.dimension)
@@ -117,7 +118,7 @@ public struct VideoDataset {
         for path in paths {
             let images = try SequenceReader.images(at: path, maxFrames: maximumLength)
             if images.count < minimumLength {
-                throw VideoError(file: path, "has \(images.count) frames, the model needs at least \(minimumLength)")
+                throw CaptionError(file: path, "has \(images.count) frames, the model needs at least \(minimumLength)")
             }
             var floats = [Float](repeating: 0, count: images.count * encoder.dimension)
             floats.withUnsafeMutableBufferPointer { out in

@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import TensorCore
 
@@ -107,7 +108,7 @@ public enum VideoEvaluation {
         let config = model.config
         let (t, k, d) = (config.observedFrames, config.futureFrames, data.dimension)
         for i in 0..<data.count where data.length(i) < config.framesNeeded {
-            throw VideoError(file: data.name(i), "has \(data.length(i)) frames, the model needs \(config.framesNeeded)")
+            throw CaptionError(file: data.name(i), "has \(data.length(i)) frames, the model needs \(config.framesNeeded)")
         }
         let withFuture = (0..<data.count).allSatisfy { data.length($0) >= t + k }
         let frames = withFuture ? t + k : t

@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import NN
 import TensorCore
@@ -90,23 +91,20 @@ public enum VideoModelFolder {
         try writeJSON(ConfigFile(video: model.config, weights: weightsFile, training: training), to: folder + "/" + configFile)
     }
 
-    /// Loads a model folder (and its anomaly statistics when present). Throws `VideoError` naming the file.
+    /// Loads a model folder (and its anomaly statistics when present). Throws `CaptionError` naming the file.
     public static func load(_ folder: String) throws -> (model: VideoAutoencoder, anomaly: AnomalyStatistics?) {
         let configPath = folder + "/" + configFile
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw VideoError(file: folder, "no such model folder")
+            throw CaptionError(file: folder, "no such model folder", kind: .notFound)
         }
         let config: ConfigFile = try readJSON(configPath)
         let model: VideoAutoencoder
-        do { model = try VideoAutoencoder(config: config.video) } catch let error as VideoError {
-            throw VideoError(file: configPath, error.problem)
+        do { model = try VideoAutoencoder(config: config.video) } catch let error as CaptionError {
+            throw CaptionError(file: configPath, error.problem, kind: error.kind)
         }
         let weightsPath = folder + "/" + config.weights
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(path: weightsPath) } catch let error as SafeTensorsError {
-            throw VideoError(file: weightsPath, "\(error)".replacingOccurrences(of: weightsPath + ": ", with: ""))
-        }
+        let file = try SafeTensorsFile(path: weightsPath)
         try readWeights(file, into: model.parameters)
         let anomalyPath = folder + "/" + anomalyFile
         let anomaly: AnomalyStatistics? = FileManager.default.fileExists(atPath: anomalyPath) ? try readJSON(anomalyPath) : nil
@@ -121,7 +119,7 @@ public enum VideoModelFolder {
             if half { writer.addHalf(param.name, p.tensor(param)) } else { writer.add(param.name, p.tensor(param)) }
         }
         extra(&writer)
-        do { try writer.write(to: path) } catch { throw VideoError(file: path, "cannot write weights: \(error)") }
+        do { try writer.write(to: path) } catch { throw CaptionError(file: path, "cannot write weights: \(error)") }
     }
 
     /// Fills every non-empty parameter from `file`, checking names and shapes; tensors the model does not have
@@ -131,24 +129,24 @@ public enum VideoModelFolder {
         for param in p.layout.params where param.count > 0 {
             expected.insert(param.name)
             guard let info = file.info(param.name) else {
-                throw VideoError(file: file.path, "no tensor \"\(param.name)\" (the weights do not match config.json)")
+                throw CaptionError(file: file.path, "no tensor \"\(param.name)\" (the weights do not match config.json)")
             }
             guard info.shape == param.shape else {
-                throw VideoError(file: file.path, "tensor \"\(param.name)\" has shape \(info.shape), config.json needs \(param.shape)")
+                throw CaptionError(file: file.path, "tensor \"\(param.name)\" has shape \(info.shape), config.json needs \(param.shape)")
             }
             guard info.dtype == .F32 || info.dtype == .F16 || info.dtype == .BF16 else {
-                throw VideoError(file: file.path, "tensor \"\(param.name)\" is \(info.dtype.rawValue), not a float type")
+                throw CaptionError(file: file.path, "tensor \"\(param.name)\" is \(info.dtype.rawValue), not a float type")
             }
             p.set(param, try file.tensor(param.name))
         }
         if let stray = file.names.first(where: { name in !expected.contains(name) && !ignoring.contains { name.hasPrefix($0) } }) {
-            throw VideoError(file: file.path, "unexpected tensor \"\(stray)\" (the weights do not match config.json)")
+            throw CaptionError(file: file.path, "unexpected tensor \"\(stray)\" (the weights do not match config.json)")
         }
     }
 
     static func createFolder(_ folder: String) throws {
         do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-            throw VideoError(file: folder, "cannot create folder")
+            throw CaptionError(file: folder, "cannot create folder")
         }
     }
 
@@ -159,25 +157,26 @@ public enum VideoModelFolder {
             let data = try encoder.encode(value)
             try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw VideoError(file: path, "cannot write file")
+            throw CaptionError(file: path, "cannot write file")
         }
     }
 
     static func readJSON<T: Decodable>(_ path: String) throws -> T {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw VideoError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file")
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw CaptionError(file: path, exists ? "cannot read file" : "no such file", kind: exists ? .io : .notFound)
         }
         do { return try JSONDecoder().decode(T.self, from: data) } catch let DecodingError.dataCorrupted(context) {
-            throw VideoError(file: path, context.codingPath.isEmpty ? "not valid JSON"
+            throw CaptionError(file: path, context.codingPath.isEmpty ? "not valid JSON"
                              : "invalid value for \"\(codingPath(context.codingPath))\"")
         } catch let DecodingError.keyNotFound(key, context) {
-            throw VideoError(file: path, "missing \"\(codingPath(context.codingPath + [key]))\"")
+            throw CaptionError(file: path, "missing \"\(codingPath(context.codingPath + [key]))\"")
         } catch let DecodingError.typeMismatch(_, context) {
-            throw VideoError(file: path, "\"\(codingPath(context.codingPath))\" has the wrong type")
+            throw CaptionError(file: path, "\"\(codingPath(context.codingPath))\" has the wrong type")
         } catch let DecodingError.valueNotFound(_, context) {
-            throw VideoError(file: path, "\"\(codingPath(context.codingPath))\" is null")
+            throw CaptionError(file: path, "\"\(codingPath(context.codingPath))\" is null")
         } catch {
-            throw VideoError(file: path, "cannot parse file")
+            throw CaptionError(file: path, "cannot parse file")
         }
     }
 

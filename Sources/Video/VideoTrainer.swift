@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import NN
 import TensorCore
@@ -125,13 +126,13 @@ public final class VideoTrainer {
 
     /// Checks that every sequence is long enough for the model. Initialise or load the model's weights first.
     public init(model: VideoAutoencoder, data: VideoDataset, options: VideoTrainingOptions) throws {
-        if let problem = options.problems().first { throw VideoError(file: "options", problem) }
-        guard data.count > 0 else { throw VideoError(file: "data", "no training sequences") }
+        if let problem = options.problems().first { throw CaptionError(file: "options", problem) }
+        guard data.count > 0 else { throw CaptionError(file: "data", "no training sequences") }
         guard data.dimension == model.config.frameDimension else {
-            throw VideoError(file: data.name(0), "frames have \(data.dimension) values, the model reads \(model.config.frameDimension)")
+            throw CaptionError(file: data.name(0), "frames have \(data.dimension) values, the model reads \(model.config.frameDimension)")
         }
         for i in 0..<data.count where data.length(i) < model.config.framesNeeded {
-            throw VideoError(file: data.name(i), "has \(data.length(i)) frames, the model needs \(model.config.framesNeeded)")
+            throw CaptionError(file: data.name(i), "has \(data.length(i)) frames, the model needs \(model.config.framesNeeded)")
         }
         self.model = model
         self.data = data
@@ -229,22 +230,22 @@ public final class VideoTrainer {
 
     /// The model configuration stored in a checkpoint (to build the model before `resume`).
     public static func checkpointConfig(_ path: String) throws -> (VideoModelConfig, VideoTrainingOptions) {
-        let header = try readHeader(SafeTensorsFile.openForVideo(path))
+        let header = try readHeader(SafeTensorsFile(path: path))
         return (header.config, header.options)
     }
 
     /// Restores parameters, optimiser and position from a checkpoint written by `saveCheckpoint` for the same
     /// model configuration and data.
     public func resume(from path: String) throws {
-        let file = try SafeTensorsFile.openForVideo(path)
+        let file = try SafeTensorsFile(path: path)
         let header = try VideoTrainer.readHeader(file)
         guard header.config == model.config else {
-            throw VideoError(file: path, "the checkpoint is for another model configuration")
+            throw CaptionError(file: path, "the checkpoint is for another model configuration")
         }
         try VideoModelFolder.readWeights(file, into: model.parameters, ignoring: ["optimizer."])
         let m = try file.tensor("optimizer.exp_avg"), v = try file.tensor("optimizer.exp_avg_sq")
         guard m.count == model.parameters.count && v.count == m.count else {
-            throw VideoError(file: path, "optimizer state has \(m.count) values, the model \(model.parameters.count)")
+            throw CaptionError(file: path, "optimizer state has \(m.count) values, the model \(model.parameters.count)")
         }
         optimizer.restore(step: header.adamStep, m: m.storage, v: v.storage)
         let (epochs, steps) = (options.epochs, options.steps)
@@ -258,17 +259,8 @@ public final class VideoTrainer {
     static func readHeader(_ file: SafeTensorsFile) throws -> CheckpointHeader {
         guard let json = file.metadata["trainer"],
               let header = try? JSONDecoder().decode(CheckpointHeader.self, from: Data(json.utf8)) else {
-            throw VideoError(file: file.path, "not a video training checkpoint (no readable \"trainer\" metadata)")
+            throw CaptionError(file: file.path, "not a video training checkpoint (no readable \"trainer\" metadata)")
         }
         return header
-    }
-}
-
-extension SafeTensorsFile {
-    /// Opens a safetensors file, turning its errors into `VideoError`.
-    static func openForVideo(_ path: String) throws -> SafeTensorsFile {
-        do { return try SafeTensorsFile(path: path) } catch let error as SafeTensorsError {
-            throw VideoError(file: path, "\(error)".replacingOccurrences(of: path + ": ", with: ""))
-        }
     }
 }

@@ -81,7 +81,7 @@ public struct VideoTrainingJob {
     public var checkpointPath: String { out + "/checkpoint.safetensors" }
 }
 
-/// A job that cannot run as asked because of its options rather than a file (`VideoError` names files).
+/// A job that cannot run as asked because of its options rather than a file (a `CaptionError` names files).
 public enum VideoTrainingProblem: Error, CustomStringConvertible, Equatable, Sendable {
     /// Feature input without a captioning model (`encoderWeights`) or a way to load one (`featureEncoder`).
     case featureEncoderMissing
@@ -205,7 +205,7 @@ public final class VideoTraining {
         return stopFlag
     }
 
-    /// Trains to the end (or to `requestStop`). Throws `VideoError` for a bad file or folder,
+    /// Trains to the end (or to `requestStop`). Throws `CaptionError` for a bad file or folder,
     /// `VideoTrainingProblem` for options that cannot work, and the feature encoder's or image decoder's errors.
     @discardableResult
     public func run() throws -> VideoTrainingResult {

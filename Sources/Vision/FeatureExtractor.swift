@@ -37,7 +37,7 @@ public final class FeatureExtractor {
         public let features: Tensor
     }
 
-    /// Decodes, preprocesses and encodes one image file. Throws `ImageError` for unreadable images.
+    /// Decodes, preprocesses and encodes one image file. Throws `CaptionError` for unreadable images.
     public func extract(path: String) throws -> Result {
         let image = try decoder.decode(path: path)
         return extract(image: image)

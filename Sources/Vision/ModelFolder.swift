@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import Imaging
 import TensorCore
@@ -47,23 +48,24 @@ public struct EncoderConfig: Equatable, Sendable {
     public init(contentsOf path: String) throws {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw VisionError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file")
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw CaptionError(file: path, exists ? "cannot read file" : "no such file", kind: exists ? .io : .notFound)
         }
         let json: Any
         do { json = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {
             // Foundation's own wording, e.g. "Invalid value around character 15."
             var detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "unreadable"
             if detail.hasSuffix(".") { detail.removeLast() }
-            throw VisionError(file: path, "malformed JSON: " + detail.prefix(1).lowercased() + detail.dropFirst())
+            throw CaptionError(file: path, "malformed JSON: " + detail.prefix(1).lowercased() + detail.dropFirst())
         }
-        guard let root = json as? [String: Any] else { throw VisionError(file: path, "not a JSON object") }
+        guard let root = json as? [String: Any] else { throw CaptionError(file: path, "not a JSON object") }
         try self.init(json: root, file: path)
     }
 
     /// Parses an already-decoded `config.json` object (as `JSONSerialization` gives it); `file` names it in errors.
     /// Absent and null values read as their defaults.
     public init(json root: [String: Any], file: String) throws {
-        func bad(_ what: String) -> VisionError { VisionError(file: file, what) }
+        func bad(_ what: String) -> CaptionError { CaptionError(file: file, what) }
         guard let enc = root["encoder"] as? [String: Any] else { throw bad("no \"encoder\" object") }
         guard let archName = enc["arch"] as? String else { throw bad("encoder.arch: missing or not a string") }
         func int(_ v: Any?, _ key: String) throws -> Int? {
@@ -140,7 +142,7 @@ public struct EncoderConfig: Equatable, Sendable {
         let preprocessing = Preprocessing(resizeWidth: size, resizeHeight: size, cropWidth: crop, cropHeight: crop,
                                           mean: try floats(pre["mean"], "preprocess.mean") ?? Preprocessing.imageNetMean,
                                           std: try floats(pre["std"], "preprocess.std") ?? Preprocessing.imageNetStd)
-        do { try preprocessing.validate() } catch let e as ImageError { throw bad("preprocess: \(e.problem)") }
+        do { try preprocessing.validate() } catch let e as CaptionError { throw bad("preprocess: \(e.problem)") }
         self.init(architecture: arch, weights: weights, naming: naming, pool: pool, preprocessing: preprocessing)
     }
 }
@@ -171,13 +173,13 @@ extension Encoder {
     public static func load(path: String) throws -> (encoder: Encoder, config: EncoderConfig) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw VisionError(file: path, "no such file or directory")
+            throw CaptionError(file: path, "no such file or directory", kind: .notFound)
         }
         let encoder: Encoder, config: EncoderConfig
         if isDirectory.boolValue {
             let configPath = (path as NSString).appendingPathComponent("config.json")
             guard FileManager.default.fileExists(atPath: configPath) else {
-                throw VisionError(file: path, "not a model folder (no config.json)")
+                throw CaptionError(file: path, "not a model folder (no config.json)")
             }
             config = try EncoderConfig(contentsOf: configPath)
             let weightsPath = (path as NSString).appendingPathComponent(config.weights)
@@ -193,7 +195,7 @@ extension Encoder {
         let s = (config.preprocessing.outputHeight, config.preprocessing.outputWidth)
         let grid = encoder.featureMapSize(height: s.0, width: s.1)
         guard grid.height > 0 && grid.width > 0 else {
-            throw VisionError(file: path, "a \(s.0)×\(s.1) input is too small for \(config.architecture)")
+            throw CaptionError(file: path, "a \(s.0)×\(s.1) input is too small for \(config.architecture)")
         }
         encoder.refreshInferenceWeights()
         return (encoder, config)

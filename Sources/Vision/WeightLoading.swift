@@ -1,20 +1,7 @@
+import CaptionSupport
 import Foundation
 import NN
 import TensorCore
-
-/// A problem with a model folder, a weights file or an image, as one line: `"<file>: <problem>"`.
-public struct VisionError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// The file at fault (config.json, the weights file, the image).
-    public let file: String
-    public let problem: String
-
-    public init(file: String, _ problem: String) {
-        self.file = file
-        self.problem = problem
-    }
-
-    public var description: String { "\(file): \(problem)" }
-}
 
 /// How tensor names in a weights file relate to the encoder's (torchvision) names.
 public enum TensorNaming: String, Sendable {
@@ -70,9 +57,9 @@ extension Encoder {
                 unexpected.append(name)
             }
         }
-        func fail(_ problems: [String]) -> VisionError {
+        func fail(_ problems: [String]) -> CaptionError {
             let more = problems.count > 1 ? " (and \(problems.count - 1) more)" : ""
-            return VisionError(file: file.path, problems[0] + more)
+            return CaptionError(file: file.path, problems[0] + more)
         }
         let wanted = layout.params.filter { !$0.name.hasSuffix("num_batches_tracked") }
         let missing = wanted.filter { fileNameOf[$0.name] == nil }.map(\.name)
@@ -85,7 +72,7 @@ extension Encoder {
             let name = fileNameOf[p.name]!
             let info = file.info(name)!
             if info.shape != p.shape {
-                throw VisionError(file: file.path, "tensor \(name) has shape \(info.shape), expected \(p.shape) for \(architecture)")
+                throw CaptionError(file: file.path, "tensor \(name) has shape \(info.shape), expected \(p.shape) for \(architecture)")
             }
             switch info.dtype {
             case .F32:
@@ -94,7 +81,7 @@ extension Encoder {
             case .F16, .BF16, .F64:
                 parameters.set(p, try file.tensor(name).reshaped(p.shape))
             default:
-                throw VisionError(file: file.path, "tensor \(name) has dtype \(info.dtype.rawValue), expected a floating-point type")
+                throw CaptionError(file: file.path, "tensor \(name) has dtype \(info.dtype.rawValue), expected a floating-point type")
             }
         }
         invalidateInferenceWeights()
@@ -135,7 +122,7 @@ public enum ArchitectureInference {
                 bottleneck = bottleneck || names.contains { $0.hasPrefix(p) && $0.contains(".conv3.") }
             }
             guard let depth = Architecture.resnetLayouts.first(where: { $0.value.blocks == blocks && $0.value.bottleneck == bottleneck })?.key else {
-                throw VisionError(file: file.path, "unknown ResNet layout: blocks \(blocks) per stage, bottleneck \(bottleneck)")
+                throw CaptionError(file: file.path, "unknown ResNet layout: blocks \(blocks) per stage, bottleneck \(bottleneck)")
             }
             return (.resnet(depth: depth, width: s[0]), naming)
         }
@@ -145,15 +132,15 @@ public enum ArchitectureInference {
             let bn = names.contains { $0.hasPrefix("features.") && $0.hasSuffix(".running_mean") }
             let depth = [13: 16, 16: 19][convs.count]
             guard let depth else {
-                throw VisionError(file: file.path, "a VGG with \(convs.count) convolutions is not supported (VGG-16 has 13, VGG-19 16)")
+                throw CaptionError(file: file.path, "a VGG with \(convs.count) convolutions is not supported (VGG-16 has 13, VGG-19 16)")
             }
             return (.vgg(depth: depth, batchNorm: bn, width: first[0]), .torchvision)
         }
         // The compact net: layers.i.conv.weight.
         let compact = (0...).prefix { shape("layers.\($0).conv.weight") != nil }.map { shape("layers.\($0).conv.weight")! }
         if !compact.isEmpty {
-            throw VisionError(file: file.path, "a compact encoder needs its config.json (strides are not in the tensors)")
+            throw CaptionError(file: file.path, "a compact encoder needs its config.json (strides are not in the tensors)")
         }
-        throw VisionError(file: file.path, "cannot recognise the encoder: no ResNet (conv1/layerN or resnet.N) or VGG (features.N) tensors")
+        throw CaptionError(file: file.path, "cannot recognise the encoder: no ResNet (conv1/layerN or resnet.N) or VGG (features.N) tensors")
     }
 }

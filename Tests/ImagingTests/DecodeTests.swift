@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import Imaging
 import XCTest
@@ -109,7 +110,7 @@ final class DecodeTests: XCTestCase {
         let path = ImageManifest.path("jpeg_baseline.jpg")  // 37×29 = 1073 pixels
         XCTAssertNoThrow(try ImageDecoder(maxPixels: 1073).decode(path: path))
         XCTAssertThrowsError(try ImageDecoder(maxPixels: 1072).decode(path: path)) { error in
-            XCTAssertEqual((error as? ImageError)?.reason, .tooLarge(width: 37, height: 29, limit: 1072))
+            XCTAssertEqual(error as? CaptionError, ImageProblem.tooLarge(width: 37, height: 29, limit: 1072).error(path))
         }
         XCTAssertNoThrow(try ImageDecoder(maxPixels: 0).decode(path: path), "0 means no limit")
     }

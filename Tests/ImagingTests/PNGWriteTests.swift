@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import Imaging
 import XCTest
@@ -37,15 +38,14 @@ final class PNGWriteTests: XCTestCase {
     func testWriteFailuresAreErrorsNamingTheFile() throws {
         let missing = folder + "/no/such/folder/out.png"
         XCTAssertThrowsError(try RGBImage(width: 2, height: 2).writePNG(to: missing)) { error in
-            guard let error = error as? ImageError, case .writeFailed = error.reason else {
-                return XCTFail("\(error)")
-            }
-            XCTAssertEqual(error.path, missing)
+            guard let error = error as? CaptionError else { return XCTFail("\(error)") }
+            XCTAssertEqual(error.file, missing)
+            XCTAssertTrue(error.problem.hasPrefix("cannot write file: "), error.problem)
+            XCTAssertEqual(error.kind, .io)
         }
         XCTAssertThrowsError(try RGBImage(width: 0, height: 0).writePNG(to: folder + "/empty.png")) { error in
-            guard let error = error as? ImageError, case .invalidArgument = error.reason else {
-                return XCTFail("\(error)")
-            }
+            XCTAssertEqual(error as? CaptionError,
+                           ImageProblem.invalidArgument("cannot write a 0×0 image as PNG").error(folder + "/empty.png"))
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/empty.png"))
         // A directory in the way: rename fails and the temporary file is cleaned up.

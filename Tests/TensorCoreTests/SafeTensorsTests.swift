@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import TensorCore
 import TestSupport
@@ -123,13 +124,13 @@ final class SafeTensorsTests: XCTestCase {
         let file = try SafeTensorsFile(path: path)
         XCTAssertNil(file.info("nope"))
         XCTAssertThrowsError(try file.tensor("nope")) { error in
-            XCTAssertEqual(error as? SafeTensorsError, .noSuchTensor(file: path, name: "nope"))
+            XCTAssertEqual(error as? CaptionError, SafeTensorsProblem.noSuchTensor(file: path, name: "nope").error)
             XCTAssertEqual("\(error)", "\(path): no tensor named \"nope\"")
         }
         XCTAssertThrowsError(try file.bytes("nope"))
         XCTAssertThrowsError(try file.uint8("f32.matrix")) { error in
-            XCTAssertEqual(error as? SafeTensorsError,
-                           .wrongDType(file: path, tensor: "f32.matrix", actual: .F32, expected: "U8"))
+            XCTAssertEqual(error as? CaptionError,
+                           SafeTensorsProblem.wrongDType(file: path, tensor: "f32.matrix", actual: .F32, expected: "U8").error)
         }
         XCTAssertThrowsError(try file.int64("f32.matrix"))
         XCTAssertThrowsError(try file.int64("bf16.values"))
@@ -139,16 +140,18 @@ final class SafeTensorsTests: XCTestCase {
     func testUnopenableFiles() throws {
         let missing = scratchPath("does-not-exist.safetensors")
         XCTAssertThrowsError(try SafeTensorsFile(path: missing)) { error in
-            guard case .cannotOpen(let f, _)? = error as? SafeTensorsError else { return XCTFail("\(error)") }
-            XCTAssertEqual(f, missing)
+            XCTAssertEqual(error as? CaptionError, SafeTensorsProblem.noSuchFile(file: missing).error)
+            XCTAssertEqual((error as? CaptionError)?.kind, .notFound)
+            XCTAssertEqual("\(error)", "\(missing): cannot open safetensors file: No such file or directory")
         }
         XCTAssertThrowsError(try SafeTensorsFile(path: scratch.path)) { error in
-            guard case .cannotOpen? = error as? SafeTensorsError else { return XCTFail("\(error)") }
+            XCTAssertEqual(error as? CaptionError,
+                           SafeTensorsProblem.cannotOpen(file: self.scratch.path, reason: "not a regular file").error)
         }
         let empty = scratchPath("empty.safetensors")
         XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data()))
         XCTAssertThrowsError(try SafeTensorsFile(path: empty)) { error in
-            XCTAssertEqual(error as? SafeTensorsError, .fileTooSmall(file: empty, size: 0))
+            XCTAssertEqual(error as? CaptionError, SafeTensorsProblem.fileTooSmall(file: empty, size: 0).error)
         }
     }
 
@@ -163,9 +166,12 @@ final class SafeTensorsTests: XCTestCase {
             do {
                 _ = try SafeTensorsFile(path: path)
                 XCTFail("\(name): accepted, expected \(expected)")
-            } catch let error as SafeTensorsError {
-                let caseName = Mirror(reflecting: error).children.first?.label ?? "\(error)"
-                XCTAssertEqual(caseName, expected, "\(name): \(error)")
+            } catch let error as CaptionError {
+                guard let (kind, pattern) = Self.problems[expected] else { return XCTFail("\(name): unknown case \(expected)") }
+                XCTAssertEqual(error.file, path, "\(name): \(error)")
+                XCTAssertEqual(error.kind, kind, "\(name): \(error)")
+                XCTAssertNotNil(error.problem.range(of: pattern, options: [.regularExpression, .anchored]),
+                                "\(name): \(error) is not \(expected)")
                 let message = error.description
                 XCTAssertTrue(message.hasPrefix(path + ": "), "\(name): \(message)")
                 XCTAssertFalse(message.contains("\n"), "\(name): \(message)")
@@ -174,6 +180,28 @@ final class SafeTensorsTests: XCTestCase {
             }
         }
     }
+
+    /// The kind and the problem text (an anchored pattern) of each `SafeTensorsProblem` case the manifest names.
+    static let problems: [String: (CaptionError.Kind, String)] = [
+        "fileTooSmall": (.corrupt, "not a safetensors file: [0-9]+ bytes, shorter than the 8-byte header length$"),
+        "emptyHeader": (.corrupt, "safetensors header length is zero$"),
+        "headerTooLarge": (.corrupt, "safetensors header length [0-9]+ exceeds the [0-9]+-byte limit$"),
+        "headerBeyondEnd": (.corrupt, "safetensors header length [0-9]+ runs past the end of the [0-9]+-byte file$"),
+        "headerNotUTF8": (.corrupt, "safetensors header is not valid UTF-8$"),
+        "headerNotJSON": (.corrupt, "safetensors header is not valid JSON: "),
+        "headerNotObject": (.corrupt, "safetensors header is not a JSON object$"),
+        "duplicateName": (.corrupt, "tensor name \".*\" appears more than once in the header$"),
+        "invalidMetadata": (.corrupt, "invalid __metadata__: "),
+        "invalidEntry": (.corrupt, "invalid header entry for tensor \".*\": "),
+        "unknownDType": (.unsupported, "tensor \".*\" has unsupported dtype \".*\"$"),
+        "shapeOverflow": (.corrupt, "tensor \".*\" shape \\[.*\\] is too large$"),
+        "offsetsReversed": (.corrupt, "tensor \".*\" has data_offsets \\[[0-9]+, [0-9]+\\] with begin after end$"),
+        "offsetsOutOfBounds": (.corrupt, "tensor \".*\" data ends at byte [0-9]+, past the [0-9]+-byte data section$"),
+        "sizeMismatch": (.corrupt, "tensor \".*\" shape needs [0-9]+ bytes but data_offsets span [0-9]+ bytes$"),
+        "overlappingTensors": (.corrupt, "tensors \".*\" and \".*\" overlap in the data section$"),
+        "gapBeforeTensor": (.corrupt, "bytes [0-9]+\\.\\.<[0-9]+ of the data section before tensor \".*\" belong to no tensor$"),
+        "trailingBytes": (.corrupt, "tensors cover [0-9]+ bytes but the data section has [0-9]+ \\(trailing bytes\\)$"),
+    ]
 
     func testErrorMessagesNameTheProblem() throws {
         func message(_ fixture: String) -> String {
@@ -220,7 +248,7 @@ final class SafeTensorsTests: XCTestCase {
             do {
                 let file = try SafeTensorsFile(path: path)
                 XCTFail("\(label()): accepted (\(file.names.count) tensors), expected \"\(problem)\"", line: line)
-            } catch let error as SafeTensorsError {
+            } catch let error as CaptionError {
                 let message = error.description
                 XCTAssertTrue(message.hasPrefix(path + ": ") && message.contains(problem) && !message.contains("\n"),
                               "\(label()): \"\(message)\" does not name the problem \"\(problem)\"", line: line)
@@ -443,9 +471,11 @@ final class SafeTensorsTests: XCTestCase {
         ]
         for (writer, reason) in cases {
             XCTAssertThrowsError(try writer.write(to: path)) { error in
-                guard case .invalidTensor(let f, _, let r)? = error as? SafeTensorsError else { return XCTFail("\(error)") }
-                XCTAssertEqual(f, path)
-                XCTAssertTrue(r.contains(reason), r)
+                guard let error = error as? CaptionError else { return XCTFail("\(error)") }
+                XCTAssertEqual(error.file, path)
+                XCTAssertEqual(error.kind, .input)
+                XCTAssertTrue(error.problem.hasPrefix("cannot write tensor \""), error.problem)
+                XCTAssertTrue(error.problem.contains(reason), error.problem)
             }
         }
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "previous contents")
@@ -457,8 +487,9 @@ final class SafeTensorsTests: XCTestCase {
         var w = SafeTensorsWriter()
         w.add("a", Tensor(shape: [1]))
         XCTAssertThrowsError(try w.write(to: path)) { error in
-            guard case .cannotWrite(let f, _)? = error as? SafeTensorsError else { return XCTFail("\(error)") }
-            XCTAssertEqual(f, path)
+            XCTAssertEqual(error as? CaptionError,
+                           SafeTensorsProblem.cannotWrite(file: path, reason: "No such file or directory").error)
+            XCTAssertEqual((error as? CaptionError)?.kind, .io)
         }
     }
 

@@ -37,7 +37,9 @@ public enum CaptionEvaluation {
         let pipeline = Pipeline(count: chunks.count) { k -> [RGBImage] in
             try chunks[k].map { i in
                 do { return try decoder.decode(path: images[i].path) } catch {
-                    throw CaptionError(file: images[i].path, "\((error as? ImageError)?.problem ?? "\(error)") (image \(images[i].id) of \(dataset.source))")
+                    let error = CaptionError.wrapping(error, file: images[i].path)
+                    throw CaptionError(file: images[i].path, "\(error.problem) (image \(images[i].id) of \(dataset.source))",
+                                       kind: error.kind)
                 }
             }
         }

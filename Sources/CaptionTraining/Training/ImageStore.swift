@@ -100,7 +100,7 @@ final class ImageStore {
     /// Decoded and preprocessed input of image `i` (3×S×S floats).
     func input(_ i: Int) throws -> [Float] {
         let image: RGBImage
-        do { image = try decoder.decode(path: paths[i]) } catch { throw trainingError(error, paths[i]) }
+        do { image = try decoder.decode(path: paths[i]) } catch { throw CaptionError.wrapping(error, file: paths[i]) }
         var out = [Float](repeating: 0, count: 3 * preprocessing.outputHeight * preprocessing.outputWidth)
         out.withUnsafeMutableBufferPointer { preprocessing.write(image, into: $0.baseAddress!) }
         return out

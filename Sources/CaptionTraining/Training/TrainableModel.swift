@@ -60,7 +60,7 @@ public final class TrainableModel {
         let encoder: Encoder, encoderConfig: EncoderConfig
         var rng = RNG(seed: mix64(seed ^ 0x494E_4954))  // "INIT"
         if let encoderPath {
-            do { (encoder, encoderConfig) = try Encoder.load(path: encoderPath) } catch { throw trainingError(error, encoderPath) }
+            do { (encoder, encoderConfig) = try Encoder.load(path: encoderPath) } catch { throw CaptionError.wrapping(error, file: encoderPath) }
         } else {
             let pre = Preprocessing(resizeWidth: spec.imageSize, resizeHeight: spec.imageSize, mean: spec.mean, std: spec.std)
             encoderConfig = EncoderConfig(architecture: spec.architecture, naming: .torchvision, pool: spec.pool,
@@ -95,7 +95,7 @@ public final class TrainableModel {
             throw CaptionError(file: configPath, "decoder.vocab_size is \(config.decoder.vocabSize) but \(config.vocabulary) has \(vocabulary.count) entries")
         }
         let encoder: Encoder, encoderConfig: EncoderConfig
-        do { (encoder, encoderConfig) = try Encoder.load(path: folder) } catch { throw trainingError(error, folder) }
+        do { (encoder, encoderConfig) = try Encoder.load(path: folder) } catch { throw CaptionError.wrapping(error, file: folder) }
         guard encoder.featureDimension == config.decoder.encoderDim else {
             throw CaptionError(file: configPath, "decoder.encoder_dim is \(config.decoder.encoderDim) but the encoder gives \(encoder.featureDimension)")
         }
@@ -105,7 +105,7 @@ public final class TrainableModel {
         do {
             try decoder.load(from: SafeTensorsFile(path: (folder as NSString).appendingPathComponent(config.decoderWeights)),
                              into: parameters)
-        } catch { throw trainingError(error, folder) }
+        } catch { throw CaptionError.wrapping(error, file: folder) }
         return TrainableModel(encoder: encoder, encoderConfig: encoderConfig, decoder: decoder,
                               decoderParameters: parameters, vocabulary: vocabulary, config: config)
     }
@@ -114,7 +114,7 @@ public final class TrainableModel {
     static func rebuild(configJSON: [String: Any], vocabulary: Vocabulary, file: String) throws -> TrainableModel {
         let config = try CaptionModelConfig(json: configJSON, file: file)
         let encoderConfig: EncoderConfig
-        do { encoderConfig = try EncoderConfig(json: configJSON, file: file) } catch { throw trainingError(error, file) }
+        do { encoderConfig = try EncoderConfig(json: configJSON, file: file) } catch { throw CaptionError.wrapping(error, file: file) }
         let encoder = Encoder(config: encoderConfig)
         var layout = ParameterLayout()
         let decoder = AttentionDecoder(config: config.decoder, layout: &layout)
@@ -166,7 +166,7 @@ public final class TrainableModel {
         do {
             try encoder.save(to: path("encoder.safetensors"), metadata: metadata)
             try decoder.save(decoderParameters, to: path(config.decoderWeights), metadata: metadata)
-        } catch { throw trainingError(error, folder) }
+        } catch { throw CaptionError.wrapping(error, file: folder) }
         try vocabulary.save(to: path(config.vocabulary))
         try TrainableModel.writeJSON(configJSON, to: path("config.json"))
     }

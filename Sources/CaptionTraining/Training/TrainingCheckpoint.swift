@@ -68,7 +68,7 @@ enum TrainingCheckpoint {
             ]
             try w.write(to: path)
         } catch {
-            throw trainingError(error, path)
+            throw CaptionError.wrapping(error, file: path)
         }
     }
 
@@ -86,7 +86,7 @@ enum TrainingCheckpoint {
             throw CaptionError(file: path, "no checkpoint to resume from (train without --resume first)")
         }
         let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(path: path) } catch { throw trainingError(error, path) }
+        do { file = try SafeTensorsFile(path: path) } catch { throw CaptionError.wrapping(error, file: path) }
         func bad(_ s: String) -> CaptionError { CaptionError(file: path, s) }
         let meta = file.metadata
         guard meta["format"] == format else { throw bad("not a training checkpoint (format \(meta["format"] ?? "missing"))") }
@@ -107,7 +107,7 @@ enum TrainingCheckpoint {
         func load(_ name: String, count: Int) throws -> [Float] {
             guard let info = file.info(name) else { throw bad("missing tensor \(name)") }
             guard info.shape == [count] else { throw bad("tensor \(name) has shape \(info.shape), expected [\(count)]") }
-            do { return try file.tensor(name).storage } catch { throw trainingError(error, path) }
+            do { return try file.tensor(name).storage } catch { throw CaptionError.wrapping(error, file: path) }
         }
         let dp = model.decoderParameters, ep = model.encoder.parameters
         let decoderValues = try load("decoder", count: dp.count)

@@ -132,10 +132,3 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         }
     }
 }
-
-/// Any error met while loading a model, checkpoint or image for training, as one `CaptionError` about `file`.
-/// Vision, Imaging and SafeTensors errors already read `<file>: <problem>` and pass through as they are.
-func trainingError(_ error: Error, _ file: String) -> CaptionError {
-    if error is VisionError || error is ImageError || error is SafeTensorsError { return CaptionError(file: "", "\(error)") }
-    return CaptionError.wrapping(error, file: file)
-}

@@ -31,8 +31,8 @@ import CaptionData
 /// let results = captioner.caption(annotations: a)          // N captions; all beams of all images step together
 /// ```
 ///
-/// Errors are `CaptionError`, `VisionError`, `ImageError` or `SafeTensorsError`; each one's `description` is a
-/// single line `<file>: <problem>`.
+/// Errors are `CaptionError`; each one's `description` is a single line `<file>: <problem>`, and its `kind`
+/// tells a missing file from an unsupported, corrupt or too large one.
 ///
 /// The captioner is immutable after loading (its weight buffers are only read), so one instance may be shared
 /// by many threads and calls may overlap; each call also spreads its own work over `Threads.count` threads.

@@ -41,7 +41,7 @@ struct DescribeCommand: ParsableCommand {
                 fflush(stdout)  // each line as soon as its image is done
                 if !r.finished { Log.info("\(path): no <end> within \(search.maxLength ?? captioner.config.maxLength) words; caption cut") }
             } catch {
-                Log.error("\(error)")  // ImageError: "<image>: <problem>"
+                Log.error("\(error)")  // CaptionError: "<image>: <problem>"
                 failed += 1
             }
         }
