@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["CaptionSupport", "Imaging", "TensorCore", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "CKernels", "TestSupport"]),
         .testTarget(name: "VisionTests", dependencies: ["Vision", "NN", "Imaging", "TensorCore", "TestSupport"]),
-        .testTarget(name: "VideoTests", dependencies: ["Video", "NN", "TensorCore", "Imaging", "TestSupport"]),
+        .testTarget(name: "VideoTests", dependencies: ["CaptionSupport", "Video", "NN", "TensorCore", "Imaging", "TestSupport"]),
         .testTarget(
             name: "CaptioningTests",
             dependencies: [

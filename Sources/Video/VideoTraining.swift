@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import NN
 import TensorCore
@@ -79,31 +80,6 @@ public struct VideoTrainingJob {
 
     /// `out/checkpoint.safetensors`.
     public var checkpointPath: String { out + "/checkpoint.safetensors" }
-}
-
-/// A job that cannot run as asked because of its options rather than a file (a `CaptionError` names files).
-public enum VideoTrainingProblem: Error, CustomStringConvertible, Equatable, Sendable {
-    /// Feature input without a captioning model (`encoderWeights`) or a way to load one (`featureEncoder`).
-    case featureEncoderMissing
-    /// Synthetic sequences are 64 × 64 gray pixels; the configuration asks for other frames.
-    case syntheticFrames(size: Int)
-    /// Synthetic sequences have `frames` frames; the model needs `needed`.
-    case syntheticTooShort(frames: Int, needed: Int)
-    /// The configuration's first problem (`VideoModelConfig.problems`).
-    case configuration(String)
-    /// `logEvery` is not positive.
-    case logInterval(Int)
-
-    /// One line.
-    public var description: String {
-        switch self {
-        case .featureEncoderMissing: return "feature input needs a captioning model folder for its CNN encoder"
-        case .syntheticFrames(let size): return "synthetic sequences are \(size)×\(size) gray pixel frames"
-        case .syntheticTooShort(let frames, let needed): return "synthetic sequences have \(frames) frames, the model needs \(needed)"
-        case .configuration(let problem): return problem
-        case .logInterval(let n): return "log interval must be positive, got \(n)"
-        }
-    }
 }
 
 /// The means over the steps since the previous report.
@@ -206,10 +182,10 @@ public final class VideoTraining {
     }
 
     /// Trains to the end (or to `requestStop`). Throws `CaptionError` for a bad file or folder,
-    /// `VideoTrainingProblem` for options that cannot work, and the feature encoder's or image decoder's errors.
+    /// `CaptionError.usage` (naming the CLI's flags, as `Trainer` does) for options that cannot work, and the feature encoder's or image decoder's errors.
     @discardableResult
     public func run() throws -> VideoTrainingResult {
-        guard job.logEvery >= 1 else { throw VideoTrainingProblem.logInterval(job.logEvery) }
+        guard job.logEvery >= 1 else { throw CaptionError.usage("--log-every must be at least 1, got \(job.logEvery)") }
         let checkpointPath = job.checkpointPath
         var config = job.config
         var options = job.options
@@ -222,14 +198,14 @@ public final class VideoTraining {
         var frameEncoder: FrameEncoder? = nil
         if config.input == .features {
             guard let encoderPath = job.encoderWeights ?? config.featureEncoder, let make = job.featureEncoder else {
-                throw VideoTrainingProblem.featureEncoderMissing
+                throw CaptionError.usage("--input features needs --encoder-weights DIR")
             }
             let encoder = try make(encoderPath)
             config.featureDimension = encoder.dimension
             config.featureEncoder = encoderPath
             frameEncoder = encoder
         }
-        if let problem = config.problems().first { throw VideoTrainingProblem.configuration(problem) }
+        if let problem = config.problems().first { throw CaptionError.usage(problem) }
         let dataset = try load(job.data, config: config, frameEncoder: frameEncoder)
         let validation = try job.validation.map { try load($0, config: config, frameEncoder: frameEncoder) }
         onEvent(.dataLoaded(sequences: dataset.count, source: job.data.description, seconds: Date().timeIntervalSince(started)))
@@ -315,10 +291,10 @@ public final class VideoTraining {
         case .synthetic(let count, let seed):
             let generator = MovingObjects(seed: seed)
             guard config.input == .pixels && config.frameSize == generator.size && config.channels == 1 else {
-                throw VideoTrainingProblem.syntheticFrames(size: generator.size)
+                throw CaptionError.usage("--synthetic makes \(generator.size)×\(generator.size) gray frames: use --input pixels --size \(generator.size) --channels 1")
             }
             guard generator.frames >= config.framesNeeded else {
-                throw VideoTrainingProblem.syntheticTooShort(frames: generator.frames, needed: config.framesNeeded)
+                throw CaptionError.usage("--synthetic sequences have \(generator.frames) frames, the model needs \(config.framesNeeded)")
             }
             return VideoDataset.synthetic(generator, indices: 0..<count)
         case .sequences(let dataset, _):

@@ -1,3 +1,4 @@
+import CaptionSupport
 import Foundation
 import NN
 import TensorCore
@@ -213,12 +214,12 @@ final class TrainerTests: XCTestCase {
         var synthetic = job("synthetic", steps: 1)
         synthetic.data = .synthetic(count: 4, seed: 1)
         XCTAssertThrowsError(try VideoTraining(synthetic).run()) { error in
-            XCTAssertEqual(error as? VideoTrainingProblem, .syntheticFrames(size: 64))
+            XCTAssertEqual(error as? CaptionError, .usage("--synthetic makes 64×64 gray frames: use --input pixels --size 64 --channels 1"))
         }
         var features = job("features", steps: 1)
         features.config.input = .features
         XCTAssertThrowsError(try VideoTraining(features).run()) { error in
-            XCTAssertEqual(error as? VideoTrainingProblem, .featureEncoderMissing)
+            XCTAssertEqual(error as? CaptionError, .usage("--input features needs --encoder-weights DIR"))
         }
         var missing = job("missing", steps: 1)
         missing.data = .folder(root + "/nothing")

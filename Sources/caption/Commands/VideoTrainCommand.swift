@@ -1,4 +1,5 @@
 import ArgumentParser
+import CaptionSupport
 import Foundation
 import NN
 import TensorCore
@@ -165,10 +166,8 @@ struct VideoTrainCommand: ParsableCommand {
         let result: VideoTrainingResult
         do { result = try training.run() } catch {
             progress.display.finish()
-            switch error {
-            case let problem as VideoTrainingProblem: throw ValidationError(message(problem))
-            default: throw error
-            }
+            if let error = error as? CaptionError, error.kind == .usage { throw ValidationError(error.description) }
+            throw error
         }
         progress.display.finish()
         if result.interrupted { Log.info("video train: stopped on request after step \(result.steps); --resume continues") }
@@ -179,17 +178,6 @@ struct VideoTrainCommand: ParsableCommand {
         }
         try JSONOutput.print(Summary(out: out, steps: result.steps, seconds: (result.seconds * 10).rounded() / 10,
                                      parameters: result.model.parameterCount, anomaly: result.anomaly))
-    }
-
-    /// A job problem in this command's own terms (its flags).
-    private func message(_ problem: VideoTrainingProblem) -> String {
-        switch problem {
-        case .featureEncoderMissing: return "--input features needs --encoder-weights DIR"
-        case .syntheticFrames(let size): return "--synthetic makes \(size)×\(size) gray frames: use --input pixels --size \(size) --channels 1"
-        case .syntheticTooShort(let frames, let needed): return "--synthetic sequences have \(frames) frames, the model needs \(needed)"
-        case .configuration(let text): return text
-        case .logInterval(let n): return "--log-every must be at least 1, got \(n)"
-        }
     }
 }
 
