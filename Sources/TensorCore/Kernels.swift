@@ -39,11 +39,20 @@ public enum Kernels {
         for i in 0..<n { out[i] = max(x[i], 0) }
     }
 
-    /// dx = dy where y > 0 (y is ReLU's output), else 0. Accumulates into dx when `accumulate`.
+    /// dx = dy where y > 0 (y is ReLU's output), else 0 (NaN in y gives 0, as PyTorch's `threshold_backward`).
+    /// `dx` may be `dy` (in place). Eight lanes at a time: a scalar select compiles to a branch per element,
+    /// which mispredicts on random signs.
     @inlinable public static func reluBackward(_ n: Int, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                                               _ dx: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        if accumulate { for i in 0..<n where y[i] > 0 { dx[i] += dy[i] } }
-        else { for i in 0..<n { dx[i] = y[i] > 0 ? dy[i] : 0 } }
+                                               _ dx: UnsafeMutablePointer<Float>) {
+        let stride = MemoryLayout<SIMD8<Float>>.stride
+        let yp = UnsafeRawPointer(y), dp = UnsafeRawPointer(dy), op = UnsafeMutableRawPointer(dx)
+        let vectors = n / 8
+        for i in 0..<vectors {
+            let yv = yp.loadUnaligned(fromByteOffset: i &* stride, as: SIMD8<Float>.self)
+            let dv = dp.loadUnaligned(fromByteOffset: i &* stride, as: SIMD8<Float>.self)
+            op.storeBytes(of: dv.replacing(with: 0, where: .!(yv .> 0)), toByteOffset: i &* stride, as: SIMD8<Float>.self)
+        }
+        for i in (vectors &* 8)..<n { dx[i] = y[i] > 0 ? dy[i] : 0 }
     }
 
     @inlinable public static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }

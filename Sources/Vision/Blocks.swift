@@ -102,7 +102,7 @@ struct ResidualBlock {
 
     /// Accumulates the block's parameter gradients; returns dL/dx.
     func backward(_ dy: Tensor, cache: Cache, _ p: Parameters, workspace: ConvWorkspace) -> Tensor {
-        let d = InferenceKernels.reluBackward(dy, output: cache.output)
+        let d = ReLU().backward(dy, output: cache.output)
         // The sum routes the same gradient into both paths.
         var dMain = d
         for (u, c) in zip(main, cache.main).reversed() {

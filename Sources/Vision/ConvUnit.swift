@@ -124,7 +124,7 @@ struct ConvUnit {
     func backward(_ dy: Tensor, cache: Cache, _ p: Parameters, inputGradient: Bool = true,
                   workspace: ConvWorkspace) -> Tensor? {
         // Out of place: masking `dy` in place would first copy it (the caller still holds it).
-        var d = relu ? InferenceKernels.reluBackward(dy, output: cache.output) : dy
+        var d = relu ? ReLU().backward(dy, output: cache.output) : dy
         if let bn, let z = cache.convOutput, let bc = cache.bnCache {
             d = bn.backward(d, input: z, cache: bc, p)
         }

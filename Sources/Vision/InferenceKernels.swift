@@ -2,32 +2,8 @@ import NN
 import TensorCore
 
 /// Kernels for the encoders' hot paths: inference ones keep no caches and make fewer passes over memory than
-/// the general layers (which also serve training); `reluBackward` is an explicitly vectorised mask.
+/// the general layers (which also serve training).
 enum InferenceKernels {
-    /// `dx = dy` where `y > 0`, else 0 (ReLU's backward from its output `y`), eight lanes at a time: the scalar
-    /// select in `Kernels.reluBackward` compiles to a branch per element, slow on random signs.
-    static func reluBackward(_ dy: Tensor, output y: Tensor) -> Tensor {
-        precondition(dy.shape == y.shape, "ReLU backward: dy \(dy.shape) vs y \(y.shape)")
-        let n = y.count
-        return Tensor(shape: y.shape) { out in
-            y.withUnsafeBufferPointer { yb in
-                dy.withUnsafeBufferPointer { db in
-                    let yp = UnsafeRawPointer(yb.baseAddress!), dp = UnsafeRawPointer(db.baseAddress!)
-                    let op = UnsafeMutableRawPointer(out.baseAddress!)
-                    let stride = MemoryLayout<SIMD8<Float>>.stride
-                    let vectors = n / 8
-                    parallelFor(vectors, minChunk: n >= 1 << 18 ? max(1, vectors / 16) : Int.max) { i in
-                        let yv = yp.loadUnaligned(fromByteOffset: i * stride, as: SIMD8<Float>.self)
-                        let dv = dp.loadUnaligned(fromByteOffset: i * stride, as: SIMD8<Float>.self)
-                        op.storeBytes(of: dv.replacing(with: 0, where: yv .<= 0), toByteOffset: i * stride, as: SIMD8<Float>.self)
-                    }
-                    let y = yb.baseAddress!, d = db.baseAddress!, o = out.baseAddress!
-                    for i in (vectors * 8)..<n { o[i] = y[i] > 0 ? d[i] : 0 }
-                }
-            }
-        }
-    }
-
     /// Max pooling without argmax indices (PyTorch `MaxPool2d`, padding never wins, floor output size):
     /// per output row, the elementwise maximum of its (up to `k`) input rows, then the maximum over each
     /// window of that row. Planes run in parallel.

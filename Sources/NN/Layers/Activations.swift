@@ -23,9 +23,7 @@ public struct ReLU {
         precondition(dy.shape == y.shape, "ReLU.backward: dy \(dy.shape) vs y \(y.shape)")
         return Tensor(shape: y.shape) { dx in
             y.withUnsafeBufferPointer { yb in
-                dy.withUnsafeBufferPointer { dyb in
-                    Kernels.reluBackward(y.count, yb.baseAddress!, dyb.baseAddress!, dx.baseAddress!)
-                }
+                dy.withUnsafeBufferPointer { dyb in Self.mask(y.count, yb.baseAddress!, dyb.baseAddress!, dx.baseAddress!) }
             }
         }
     }
@@ -33,12 +31,20 @@ public struct ReLU {
     /// Masks `dy` in place with `y > 0` (backward without a new allocation).
     public func backward(inPlace dy: inout Tensor, output y: Tensor) {
         precondition(dy.shape == y.shape, "ReLU.backward: dy \(dy.shape) vs y \(y.shape)")
-        let n = y.count
         y.withUnsafeBufferPointer { yb in
-            dy.withUnsafeMutableBufferPointer { d in
-                let y = yb.baseAddress!, d = d.baseAddress!
-                for i in 0..<n where !(y[i] > 0) { d[i] = 0 }
-            }
+            dy.withUnsafeMutableBufferPointer { d in Self.mask(y.count, yb.baseAddress!, d.baseAddress!, d.baseAddress!) }
+        }
+    }
+
+    /// `Kernels.reluBackward`, split over the workers when the tensor is large enough to pay for it (a whole
+    /// CNN activation; small ones, such as a recurrent step's, stay on the calling thread).
+    private static func mask(_ n: Int, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
+        let chunk = 1 << 14
+        let chunks = (n + chunk - 1) / chunk
+        guard n >= 1 << 18 else { return Kernels.reluBackward(n, y, dy, dx) }
+        parallelFor(chunks) { c in
+            let lo = c &* chunk, count = min(chunk, n &- lo)
+            Kernels.reluBackward(count, y + lo, dy + lo, dx + lo)
         }
     }
 }
