@@ -138,31 +138,32 @@ extension Conv2d {
         let wp = 2 * tilesW + 2
         parallelFor(N * C, minChunk: big ? 1 : Int.max) { item in
             let n = item / C, c = item % C
-            let plane = x + (n * C + c) * H * W
-            let out = v + c * T + n * perImage
+            let plane = x + (n &* C &+ c) &* H &* W
+            let out = v + (c &* T &+ n &* perImage)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * wp) { buffer in
                 let q = buffer.baseAddress!
                 for ty in 0..<tilesH {
                     for k in 0..<4 {
-                        let row = 2 * ty - 1 + k, qk = q + k * wp
+                        let row = 2 &* ty &- 1 &+ k, qk = q + k &* wp
                         if row < 0 || row >= H { qk.update(repeating: 0, count: wp); continue }
                         qk[0] = 0
-                        (qk + 1).update(from: plane + row * W, count: W)
-                        (qk + 1 + W).update(repeating: 0, count: wp - 1 - W)
+                        (qk + 1).update(from: plane + (row &* W), count: W)
+                        (qk + 1 + W).update(repeating: 0, count: wp &- 1 &- W)
                     }
-                    let (q0, q1, q2, q3) = (q, q + wp, q + 2 * wp, q + 3 * wp)
+                    let (q0, q1, q2, q3) = (q, q + wp, q + 2 &* wp, q + 3 &* wp)
                     for j in 0..<wp {
                         let (p0, p1, p2, p3) = (q0[j], q1[j], q2[j], q3[j])
                         q0[j] = p0 - p2; q1[j] = p1 + p2; q2[j] = p2 - p1; q3[j] = p1 - p3
                     }
                     for i in 0..<4 {
-                        let qi = q + i * wp, o = out + 4 * i * vStride + ty * tilesW
+                        let qi = q + i &* wp, o = out + (4 &* i &* vStride &+ ty &* tilesW)
                         for tx in 0..<tilesW {
-                            let (a, b, c, d) = (qi[2 * tx], qi[2 * tx + 1], qi[2 * tx + 2], qi[2 * tx + 3])
+                            let t2 = 2 &* tx
+                            let (a, b, c, d) = (qi[t2], qi[t2 &+ 1], qi[t2 &+ 2], qi[t2 &+ 3])
                             o[tx] = a - c
-                            o[vStride + tx] = b + c
-                            o[2 * vStride + tx] = c - b
-                            o[3 * vStride + tx] = b - d
+                            o[vStride &+ tx] = b + c
+                            o[2 &* vStride &+ tx] = c - b
+                            o[3 &* vStride &+ tx] = b - d
                         }
                     }
                 }
@@ -177,27 +178,27 @@ extension Conv2d {
         // Y = Aᵀ M A per tile (M·A along each row of the 4×4 tile, then Aᵀ down the rows), plus bias and ReLU.
         parallelFor(N * OC, minChunk: big ? 1 : Int.max) { item in
             let n = item / OC, oc = item % OC
-            let plane = y + (n * OC + oc) * H * W
+            let plane = y + (n &* OC &+ oc) &* H &* W
             let b = bias?[oc] ?? 0
             for ty in 0..<tilesH {
-                let src = m + oc * T + n * perImage + ty * tilesW
-                let top = plane + 2 * ty * W, bottomInside = 2 * ty + 1 < H
+                let src = m + (oc &* T &+ n &* perImage &+ ty &* tilesW)
+                let top = plane + (2 &* ty &* W), bottomInside = 2 &* ty &+ 1 < H
                 for tx in 0..<tilesW {
                     @inline(__always) func rowPair(_ i: Int) -> (Float, Float) {
-                        let r = src + 4 * i * mStride + tx
-                        let (m0, m1, m2, m3) = (r[0], r[mStride], r[2 * mStride], r[3 * mStride])
+                        let r = src + (4 &* i &* mStride &+ tx)
+                        let (m0, m1, m2, m3) = (r[0], r[mStride], r[2 &* mStride], r[3 &* mStride])
                         return (m0 + m1 + m2, m1 - m2 - m3)
                     }
                     let (s0, s1) = rowPair(0), (s2, s3) = rowPair(1), (s4, s5) = rowPair(2), (s6, s7) = rowPair(3)
                     var y00 = s0 + s2 + s4 + b, y01 = s1 + s3 + s5 + b
                     var y10 = s2 - s4 - s6 + b, y11 = s3 - s5 - s7 + b
                     if relu { y00 = max(y00, 0); y01 = max(y01, 0); y10 = max(y10, 0); y11 = max(y11, 0) }
-                    let col = 2 * tx
+                    let col = 2 &* tx
                     top[col] = y00
-                    if col + 1 < W { top[col + 1] = y01 }
+                    if col &+ 1 < W { top[col &+ 1] = y01 }
                     if bottomInside {
-                        top[W + col] = y10
-                        if col + 1 < W { top[W + col + 1] = y11 }
+                        top[W &+ col] = y10
+                        if col &+ 1 < W { top[W &+ col &+ 1] = y11 }
                     }
                 }
             }

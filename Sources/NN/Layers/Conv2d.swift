@@ -455,26 +455,26 @@ public struct Conv2d {
     static func im2colRow(_ g: Geometry, plane: UnsafePointer<Float>, kh: Int, kw: Int, rows: Range<Int>,
                           dst: UnsafeMutablePointer<Float>) {
         // Output rows whose input row ih = oh·s − pad + kh lies inside the plane, clipped to `rows`.
-        let firstInside = max(0, (g.pad - kh + g.stride - 1) / g.stride)
-        let endInside = (g.h - 1 + g.pad - kh) >= 0 ? (g.h - 1 + g.pad - kh) / g.stride + 1 : 0
+        let firstInside = max(0, (g.pad - kh &+ g.stride &- 1) / g.stride)
+        let endInside = (g.h &- 1 &+ g.pad - kh) >= 0 ? (g.h &- 1 &+ g.pad - kh) / g.stride &+ 1 : 0
         let ohLo = min(rows.upperBound, max(rows.lowerBound, firstInside))
         let ohHi = max(ohLo, min(rows.upperBound, endInside))
-        let base = rows.lowerBound * g.ow  // dst holds output positions from `base` on
+        let base = rows.lowerBound &* g.ow  // dst holds output positions from `base` on
         let d0 = dst - base
-        (d0 + base).update(repeating: 0, count: ohLo * g.ow - base)
-        (d0 + ohHi * g.ow).update(repeating: 0, count: (rows.upperBound - ohHi) * g.ow)
+        (d0 + base).update(repeating: 0, count: ohLo &* g.ow &- base)
+        (d0 + (ohHi &* g.ow)).update(repeating: 0, count: (rows.upperBound - ohHi) &* g.ow)
         if ohLo == ohHi { return }
         let valid = validColumns(g, kw: kw)
-        let off = kw - g.pad
+        let off = kw &- g.pad
         if g.stride == 1 && g.ow == g.w {
             // "Same" stride-1 convolution: the row is the plane shifted by (kh − pad)·W + (kw − pad), so one
             // contiguous copy (clipped to the plane) and then zeroing the few columns that wrapped around an edge.
-            let shift = (kh - g.pad) * g.w + off
-            let lo = max(ohLo * g.w, -shift), hi = min(ohHi * g.w, g.inPlane - shift)
-            if hi > lo { (d0 + lo).update(from: plane + lo + shift, count: hi - lo) }
+            let shift = (kh &- g.pad) &* g.w &+ off
+            let lo = max(ohLo &* g.w, -shift), hi = min(ohHi &* g.w, g.inPlane &- shift)
+            if hi > lo { (d0 + lo).update(from: plane + (lo &+ shift), count: hi &- lo) }
             if valid.lowerBound > 0 || valid.upperBound < g.ow {
                 for oh in ohLo..<ohHi {
-                    let d = d0 + oh * g.ow
+                    let d = d0 + (oh &* g.ow)
                     for ow in 0..<valid.lowerBound { d[ow] = 0 }
                     for ow in valid.upperBound..<g.ow { d[ow] = 0 }
                 }
@@ -482,8 +482,8 @@ public struct Conv2d {
             return
         }
         for oh in ohLo..<ohHi {
-            let d = d0 + oh * g.ow
-            let src = plane + (oh * g.stride - g.pad + kh) * g.w + off
+            let d = d0 + (oh &* g.ow)
+            let src = plane + ((oh &* g.stride &- g.pad &+ kh) &* g.w &+ off)
             if valid.lowerBound > 0 { d.update(repeating: 0, count: valid.lowerBound) }
             if g.stride == 1 {
                 (d + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
@@ -491,17 +491,17 @@ public struct Conv2d {
                 // Every other element: 16 loaded, the 8 even lanes kept (a shuffle, not a gather). A vector
                 // may only read inside the input row: off + 2·ow + 15 ≤ W − 1.
                 var ow = valid.lowerBound
-                while ow + 8 <= valid.upperBound && off + 2 * ow + 16 <= g.w {
-                    let v = UnsafeRawPointer(src + 2 * ow).loadUnaligned(as: SIMD16<Float>.self)
+                while ow &+ 8 <= valid.upperBound && off &+ 2 &* ow &+ 16 <= g.w {
+                    let v = UnsafeRawPointer(src + (2 &* ow)).loadUnaligned(as: SIMD16<Float>.self)
                     UnsafeMutableRawPointer(d + ow).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
-                    ow += 8
+                    ow &+= 8
                 }
-                while ow < valid.upperBound { d[ow] = src[2 * ow]; ow += 1 }
+                while ow < valid.upperBound { d[ow] = src[2 &* ow]; ow &+= 1 }
             } else {
                 let s = g.stride
-                for ow in valid { d[ow] = src[ow * s] }
+                for ow in valid { d[ow] = src[ow &* s] }
             }
-            if valid.upperBound < g.ow { (d + valid.upperBound).update(repeating: 0, count: g.ow - valid.upperBound) }
+            if valid.upperBound < g.ow { (d + valid.upperBound).update(repeating: 0, count: g.ow &- valid.upperBound) }
         }
     }
 
