@@ -10,23 +10,29 @@ import Darwin
 /// Names follow the PyTorch module tree (`encoder.layer1.0.conv1.weight`,
 /// `decoder.decode_step.weight_ih`) so checkpoints map one to one.
 public struct Param: Hashable, Sendable {
+    /// The PyTorch `state_dict` key, e.g. `decoder.embedding.weight`.
     public let name: String
+    /// Dimensions in PyTorch order (empty for a scalar).
     public let shape: [Int]
     /// Start of this tensor in the flat buffer.
     public let offset: Int
     /// `false` for buffers such as BatchNorm's running statistics: saved and loaded with the model
     /// (they are in `state_dict` in PyTorch) but never touched by optimisers, weight decay or clipping.
     public let trainable: Bool
+    /// Number of floats in this tensor (1 for a scalar).
     public var count: Int { shape.reduce(1, *) }
 }
 
 /// Collects the parameters of a model while its layers are built, assigning each a range of
 /// one flat buffer. Build the layers with a layout, then allocate `Parameters(layout)` once.
 public struct ParameterLayout {
+    /// Every parameter and buffer, in the order they were reserved (their offsets increase).
     public private(set) var params: [Param] = []
+    /// Floats reserved so far: the size of the flat buffer.
     public private(set) var totalCount = 0
     private var index: [String: Int] = [:]
 
+    /// An empty layout.
     public init() {}
 
     /// Reserves `shape` under `name` (which must be unique) and returns its handle.
@@ -49,6 +55,7 @@ public struct ParameterLayout {
         return p
     }
 
+    /// The handle reserved under `name`, or nil.
     public func param(named name: String) -> Param? { index[name].map { params[$0] } }
 }
 
@@ -58,13 +65,16 @@ public struct ParameterLayout {
 /// The buffers are allocated once and never move, so layers read them through raw pointers
 /// (`values + param.offset`) without copy-on-write or exclusivity checks in hot loops.
 public final class Parameters {
+    /// The names, shapes and offsets of the tensors in the buffers.
     public let layout: ParameterLayout
     /// All parameter values, `layout.totalCount` floats.
     public let values: UnsafeMutablePointer<Float>
     /// All gradients, same layout as `values`. Backward passes accumulate (`+=`) into it.
     public let grads: UnsafeMutablePointer<Float>
+    /// Floats in each of `values` and `grads`.
     public var count: Int { layout.totalCount }
 
+    /// Allocates zeroed value and gradient buffers for `layout`.
     public init(_ layout: ParameterLayout) {
         self.layout = layout
         // calloc rather than allocate + fill: the kernel hands out zero pages lazily, so an
@@ -79,7 +89,9 @@ public final class Parameters {
         free(grads)
     }
 
+    /// Pointer to the first value of `p` (`p.count` floats).
     @inlinable public func value(_ p: Param) -> UnsafeMutablePointer<Float> { values + p.offset }
+    /// Pointer to the first gradient of `p` (`p.count` floats).
     @inlinable public func grad(_ p: Param) -> UnsafeMutablePointer<Float> { grads + p.offset }
 
     /// Hands the memory of one parameter's values (and gradients) back to the kernel: every whole page inside

@@ -23,8 +23,10 @@ public struct CaptionDataset: Sendable {
     public let split: String
     /// The annotation file the split was read from.
     public let source: String
+    /// Every image of the split with its file path, reference captions and (synthetic sets) objects.
     public var images: [CaptionedImage]
 
+    /// A dataset from already loaded images (no files are read or checked).
     public init(folder: String, split: String, source: String, images: [CaptionedImage]) {
         self.folder = folder; self.split = split; self.source = source; self.images = images
     }
@@ -93,8 +95,11 @@ public struct CaptionDataset: Sendable {
 
 /// An index into `CaptionDataset.images` and that image's `captions`.
 public struct CaptionPair: Equatable, Hashable, Codable, Sendable {
+    /// Index into `CaptionDataset.images`.
     public var image: Int
+    /// Index into that image's `captions`.
     public var caption: Int
+    /// The pair (image, caption) of indices.
     public init(image: Int, caption: Int) { self.image = image; self.caption = caption }
 }
 

@@ -11,12 +11,16 @@ import Captioning
 /// sees exactly the batches the uninterrupted run would have seen: store the two numbers in the
 /// checkpoint and call `batches(epoch:)` again.
 public struct ShuffledBatches: Equatable, Codable, Sendable {
+    /// Items shuffled: the batches cover `0..<count`.
     public let count: Int
+    /// Items per batch (the last batch may be smaller unless `dropLast`).
     public let batchSize: Int
+    /// With the epoch, decides each epoch's order.
     public let seed: UInt64
     /// Drop a final batch smaller than `batchSize` (otherwise it is kept).
     public let dropLast: Bool
 
+    /// Batches of `batchSize` from `0..<count`; traps unless `count` ≥ 0 and `batchSize` > 0.
     public init(count: Int, batchSize: Int, seed: UInt64, dropLast: Bool = false) {
         precondition(count >= 0 && batchSize > 0, "ShuffledBatches needs count >= 0 and batchSize > 0")
         self.count = count; self.batchSize = batchSize; self.seed = seed; self.dropLast = dropLast

@@ -10,6 +10,7 @@ import Captioning
 
 /// The outcome of `caption eval`.
 public struct EvaluationResult: Sendable {
+    /// BLEU-1…4, ROUGE-L and CIDEr-D of the generated captions against the references.
     public var scores: MetricScores
     /// The generated caption of every image (the COCO results file).
     public var captions: [ImageID: String]

@@ -27,10 +27,12 @@ import Captioning
 public struct PointingAccuracy: Equatable, Sendable {
     /// Colour and shape words scored, and how many pointed into a named object.
     public var words = 0
+    /// Scored words whose attention peak lay inside a box of an object they name.
     public var hits = 0
     /// Scored words that named nothing in the scene (already counted as misses).
     public var unmatched = 0
 
+    /// No words scored yet.
     public init() {}
 
     /// hits / words (0 when no word was scored).
@@ -38,8 +40,11 @@ public struct PointingAccuracy: Equatable, Sendable {
 
     /// One scored word: its position in the caption and the objects it names (empty: none).
     public struct NamedWord: Equatable, Sendable {
+        /// Position of the word in the caption's tokens (0-based).
         public var index: Int
+        /// The colour or shape word itself.
         public var word: String
+        /// Indices into the scene's `objects` of the objects the word names.
         public var referents: [Int]
     }
 

@@ -18,17 +18,26 @@ public struct ModelSpec: Equatable, Sendable {
     public var imageSize = 96
     /// Adaptive average pool of the CNN's map to this grid (nil: the CNN's own grid).
     public var pool: GridSize?
+    /// Per-channel RGB mean subtracted after scaling pixels to 0…1 (ImageNet's by default).
     public var mean: [Float] = Preprocessing.imageNetMean
+    /// Per-channel RGB standard deviation divided by after the mean (ImageNet's by default).
     public var std: [Float] = Preprocessing.imageNetStd
+    /// A: width of the attention MLP.
     public var attentionDim = 512
+    /// E: word embedding size.
     public var embedDim = 512
+    /// H: LSTM hidden size.
     public var decoderDim = 512
+    /// Dropout probability before the decoder's `fc`, in training.
     public var dropout: Float = 0.5
+    /// Nonlinearity of the attention MLP: the tutorial's ReLU or the paper's tanh.
     public var attention: AttentionDecoderConfig.AttentionActivation = .relu
+    /// Context gate: per channel (the tutorial) or one scalar β (the paper).
     public var gate: AttentionDecoderConfig.Gate = .perChannel
     /// The model's default caption length limit (`max_length` in config.json).
     public var maxLength = 50
 
+    /// The defaults above: the compact CNN on 96×96 images with a 512-wide decoder.
     public init() {}
 }
 
@@ -36,11 +45,17 @@ public struct ModelSpec: Equatable, Sendable {
 /// parameter buffer (so the encoder can have its own learning rate or stay frozen), and the model folder it becomes
 /// (`config.json`, `vocab.json`, `encoder.safetensors`, `decoder.safetensors`; what `Captioner` loads).
 public final class TrainableModel {
+    /// The CNN, with its own parameters, giving the annotation vectors a (L×D per image).
     public let encoder: Encoder
+    /// The CNN's architecture, parameter naming, pooling and preprocessing, as written to `config.json`.
     public let encoderConfig: EncoderConfig
+    /// The attention LSTM decoder over the encoder's D channels and the vocabulary's V words.
     public let decoder: AttentionDecoder
+    /// The decoder's flat parameter buffer (written to `decoder.safetensors`).
     public let decoderParameters: Parameters
+    /// The word map (written to `vocab.json`); its size is the decoder's V.
     public let vocabulary: Vocabulary
+    /// The captioning part of `config.json`: decoder sizes, file names and the default caption length limit.
     public let config: CaptionModelConfig
 
     init(encoder: Encoder, encoderConfig: EncoderConfig, decoder: AttentionDecoder, decoderParameters: Parameters,

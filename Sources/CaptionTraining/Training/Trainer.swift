@@ -11,11 +11,15 @@ import Captioning
 
 /// How a run ended.
 public struct TrainingSummary: Sendable {
+    /// Optimiser steps taken in total (resumed parts included).
     public var steps: Int
     /// Completed epochs.
     public var epochs: Int
+    /// The best validation BLEU-4 (nil without validation).
     public var bestBLEU4: Double?
+    /// The step whose weights scored `bestBLEU4` (nil without validation).
     public var bestStep: Int?
+    /// Early stopping ended the run (`earlyStoppingPatience` validations without a new best BLEU-4).
     public var stoppedEarly: Bool
     /// `requestStop()` ended the run (a checkpoint was written; `--resume` continues it).
     public var interrupted: Bool
@@ -46,8 +50,11 @@ public struct TrainingSummary: Sendable {
 /// `decoder.safetensors`), and `training/` with `checkpoint.safetensors`, `log.jsonl` and, while running, the
 /// feature cache `features.f32`.
 public final class Trainer {
+    /// The run's settings (for a resumed run, the checkpoint's with the allowed changes).
     public let options: TrainingOptions
+    /// The model being trained; its weights change in place as the run goes on.
     public let model: TrainableModel
+    /// Where the model folder and `training/` are written.
     public let outputFolder: String
     /// Progress reports (called on the training thread).
     public var onEvent: (TrainingEvent) -> Void = { _ in }
@@ -71,8 +78,11 @@ public final class Trainer {
     /// Test hook: after writing the checkpoint at this step, throw as if the process had been killed.
     var abortAfterCheckpoint: Int?
 
+    /// `<output>/training`: the checkpoint, the log and the feature cache.
     public var trainingFolder: String { (outputFolder as NSString).appendingPathComponent("training") }
+    /// `<output>/training/checkpoint.safetensors`, what `Trainer.resume` reads.
     public var checkpointPath: String { (trainingFolder as NSString).appendingPathComponent("checkpoint.safetensors") }
+    /// `<output>/training/log.jsonl`: one `StepRecord` or `ValidationRecord` per line.
     public var logPath: String { (trainingFolder as NSString).appendingPathComponent("log.jsonl") }
     var fineTune: Bool { options.fineTuneEncoder }
 
@@ -182,6 +192,8 @@ public final class Trainer {
     /// Total optimiser steps the run is set for.
     public var totalSteps: Int { min(options.maxSteps ?? Int.max, options.epochs * batches.batchesPerEpoch) }
 
+    /// Trains until the step or epoch limit, early stopping or `requestStop()`, validating and checkpointing on the way,
+    /// and leaves the model folder written; throws on unreadable data or unwritable files.
     public func run() throws -> TrainingSummary {
         try prepare()
         defer { trainStore?.close(); validationStore?.close() }

@@ -11,20 +11,27 @@ public struct StepRecord: Equatable, Sendable {
     public var step: Int
     /// 0-based epoch and batch within it.
     public var epoch: Int
+    /// 0-based index of the batch within its epoch.
     public var batch: Int
+    /// The total loss optimised: crossEntropy + α_c · attentionPenalty (+ λ · attentionSupervision).
     public var loss: Float
+    /// Mean −log p(target) over the batch's predicted tokens (natural log).
     public var crossEntropy: Float
+    /// The doubly stochastic attention term ((1 − Σ_t α_t)²).mean(), before α_c.
     public var attentionPenalty: Float
     /// The attention supervision term before its weight (nil when supervision is off).
     public var attentionSupervision: Float? = nil
     /// ε: the teacher-forcing probability of this step (1 without scheduled sampling).
     public var epsilon: Double
+    /// The decoder's learning rate at this step (after LR decay).
     public var learningRate: Float
     /// The encoder's learning rate (nil when it is frozen).
     public var encoderLearningRate: Float?
     /// Global gradient norm before clipping.
     public var gradientNorm: Float
+    /// Captions in the batch.
     public var captions: Int
+    /// Distinct images in the batch.
     public var images: Int
     /// Wall time of the step, batch preparation excluded when it was prefetched.
     public var seconds: Double
@@ -47,17 +54,25 @@ public struct StepRecord: Equatable, Sendable {
 
 /// One validation: real inference (greedy or beam) on the validation images, scored like `caption eval`.
 public struct ValidationRecord: Equatable, Sendable {
+    /// Optimiser steps taken when the validation ran.
     public var step: Int
+    /// 0-based epoch the validation belongs to.
     public var epoch: Int
+    /// BLEU-1…BLEU-4, in that order.
     public var bleu: [Double]
+    /// ROUGE-L of the generated captions.
     public var rougeL: Double
+    /// CIDEr-D of the generated captions.
     public var ciderD: Double
     /// Teacher-forced cross-entropy of each validation image's first reference.
     public var loss: Float
+    /// Validation images captioned and scored.
     public var images: Int
+    /// Beam size used (1 = greedy).
     public var beam: Int
     /// True when BLEU-4 improved on every earlier validation (the model folder was rewritten).
     public var improved: Bool
+    /// The best BLEU-4 so far, this validation included.
     public var bestBLEU4: Double
     /// Validations since the best one, after this one.
     public var sinceImprovement: Int
@@ -65,10 +80,13 @@ public struct ValidationRecord: Equatable, Sendable {
     public var learningRate: Float
     /// True when this validation ended the run (early stopping).
     public var stops: Bool
+    /// Wall time of the validation.
     public var seconds: Double
 
+    /// BLEU-4, the score that decides the best model, LR decay and early stopping.
     public var bleu4: Double { bleu[3] }
 
+    /// `{"type": "validation", "step": …, "validation": {"BLEU-1": …}, …}` on one line.
     public var jsonLine: String {
         let metrics = JSONLine.object([
             ("BLEU-1", JSONLine.number(bleu[0])), ("BLEU-2", JSONLine.number(bleu[1])), ("BLEU-3", JSONLine.number(bleu[2])),

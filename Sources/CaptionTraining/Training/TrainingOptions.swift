@@ -21,6 +21,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 
     /// Split trained on and split validated on (nil: no validation; the last weights are the model).
     public var trainSplit = "train"
+    /// The split validated on (nil: no validation; the last weights are the model).
     public var validationSplit: String? = "val"
     /// Captions with more words are dropped (the tutorial's `max_len`), then images left without captions.
     public var maxCaptionWords = 50
@@ -33,6 +34,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 
     // MARK: Schedule
 
+    /// Passes over the training split.
     public var epochs = 20
     /// Stop after this many optimiser steps in total (nil: run the epochs).
     public var maxSteps: Int?
@@ -43,8 +45,11 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 
     // MARK: Optimisation
 
+    /// Adam's learning rate for the decoder.
     public var learningRate: Float = 4e-4
+    /// Adam's learning rate for the encoder when `fineTuneEncoder`.
     public var encoderLearningRate: Float = 1e-4
+    /// Adam's L2 weight decay, for the decoder and the fine-tuned encoder alike (0: none).
     public var weightDecay: Float = 0
     /// Weight of the doubly stochastic attention term: loss = CE + α_c · ((1 − Σ_t α_t)²).mean().
     public var alphaC: Float = 1
@@ -53,7 +58,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// names (`PointingAccuracy`'s rule), adding λ · mean(−log Σ_{cells} α) to the loss. 0 (the default): off,
     /// attention is learned from the captions alone as in the paper.
     public var attentionSupervision: Float = 0
+    /// How gradients are clipped before Adam (default: global norm 5).
     public var clipping: Clipping = .norm(5)
+    /// How the decoder's input words are chosen per step (default: pure teacher forcing).
     public var scheduledSampling = ScheduledSampling.teacherForcing
     /// Train the encoder (its own LR); false keeps it frozen (its features are computed once and cached).
     public var fineTuneEncoder = false
@@ -71,6 +78,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Multiply the learning rates by `lrDecayFactor` after every `lrPatience` validations without a new best
     /// BLEU-4 (0 disables decay).
     public var lrDecayFactor: Float = 0.8
+    /// Validations without a new best BLEU-4 between LR decays (0 disables decay).
     public var lrPatience = 8
     /// Stop after `earlyStoppingPatience` validations without a new best BLEU-4 (0 disables).
     public var earlyStoppingPatience = 20
@@ -88,6 +96,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Disk for cached encoder features beyond the memory budget (frozen encoder only; deleted after the run).
     public var cacheDiskBytes = 10 << 30
 
+    /// The defaults above (the tutorial's where it has one).
     public init() {}
 
     /// Gradient clipping, applied to all trainable parameters (decoder and fine-tuned encoder) together.

@@ -20,13 +20,17 @@ import Captioning
 /// Dropout masks and sampling coins come from an RNG seeded by (seed, step index): a step is a pure function of
 /// the weights, the optimiser state, the batch and its index.
 public final class TrainingStepper {
+    /// The model whose weights each step updates in place.
     public let model: TrainableModel
+    /// Loss weights, clipping, learning rates and scheduled sampling of each step.
     public let options: TrainingOptions
+    /// The decoder's optimiser (`options.learningRate`, `options.weightDecay`).
     public let decoderAdam: Adam
     /// The encoder's optimiser when `options.fineTuneEncoder` (nil: the encoder is frozen).
     public let encoderAdam: Adam?
     let workspace = DecoderWorkspace()
 
+    /// Fresh Adam states for the decoder and, when `options.fineTuneEncoder`, the encoder.
     public init(model: TrainableModel, options: TrainingOptions) {
         self.model = model
         self.options = options
@@ -38,12 +42,15 @@ public final class TrainingStepper {
             : nil
     }
 
+    /// What one step reports.
     public struct Result: Sendable {
+        /// The loss of the batch before the update, with its terms.
         public var loss: DecoderLoss
         /// Global gradient norm before clipping.
         public var gradientNorm: Float
         /// ε of this step.
         public var epsilon: Double
+        /// Wall time of the step.
         public var seconds: Double
     }
 

@@ -8,19 +8,28 @@ import CaptionData
 /// Loading accepts any word map whose indices are exactly 0..<count and that contains the four
 /// special tokens, so a tutorial WORDMAP file loads unchanged; saving writes the tutorial layout.
 public struct Vocabulary: Equatable, Sendable {
+    /// Fills captions past their `<end>` to a common length (index 0 in the tutorial layout).
     public static let padToken = "<pad>"
+    /// Stands for every word that has no entry of its own.
     public static let unknownToken = "<unk>"
+    /// The first input of every caption: decoding starts from it.
     public static let startToken = "<start>"
+    /// Ends a caption: generation stops when it is emitted.
     public static let endToken = "<end>"
+    /// The four tokens every vocabulary has besides its regular words.
     public static let specialTokens: Set<String> = [padToken, unknownToken, startToken, endToken]
 
     /// Every token by index (`tokens[0] == "<pad>"` in the tutorial layout).
     public let tokens: [String]
     private let indexByToken: [String: Int]
 
+    /// Index of `<pad>`.
     public let padIndex: Int
+    /// Index of `<unk>`, which `index(of:)` returns for unknown words.
     public let unknownIndex: Int
+    /// Index of `<start>`.
     public let startIndex: Int
+    /// Index of `<end>`.
     public let endIndex: Int
 
     /// Number of entries including the four special tokens (the decoder's output size).

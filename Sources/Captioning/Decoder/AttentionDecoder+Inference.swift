@@ -25,6 +25,7 @@ public struct DecoderState {
     /// k×H
     public var c: Tensor
 
+    /// k: the number of rows.
     public var rows: Int { h.shape[0] }
 
     /// The state of the listed rows, in that order (repeats allowed): expanding an image's state to k beams, or

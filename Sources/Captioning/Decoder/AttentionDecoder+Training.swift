@@ -29,6 +29,7 @@ public struct DecoderForward {
     public let tokenCount: Int
     /// Packed input words (`captions[b][t]`) and targets (`captions[b][t + 1]`).
     public let inputTokens: [Int]
+    /// N: the packed targets (`captions[b][t + 1]`), the words the scores are trained to predict.
     public let targetTokens: [Int]
     let dropoutActive: Bool
     let workspace: DecoderWorkspace
@@ -82,11 +83,13 @@ public struct DecoderLoss: Equatable, Sendable {
 /// which pulls each such word's attention mass onto its cells. Synthetic sets know their objects' boxes, so
 /// `caption train --attention-supervision` can use it; real captions have no such targets.
 public struct AttentionSupervision: Sendable {
+    /// Multiplier of the supervision loss added to the caption loss (0 switches it off).
     public var weight: Float
     /// `cells[b][t]`: the cells for the word predicted at step t of caption b (the caller's caption order);
     /// empty, or t past the end: that word is not supervised.
     public var cells: [[[Int]]]
 
+    /// Supervision with `weight` over the target `cells[b][t]` (flat indices into the L-cell annotation grid).
     public init(weight: Float, cells: [[[Int]]]) {
         self.weight = weight
         self.cells = cells

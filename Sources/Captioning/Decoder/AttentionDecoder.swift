@@ -33,7 +33,9 @@ public struct AttentionDecoderConfig: Codable, Equatable, Sendable {
     public var vocabSize: Int
     /// Dropout probability before `fc` (training only).
     public var dropout: Float
+    /// Nonlinearity `act` of the attention MLP: the tutorial's ReLU (default) or the paper's tanh.
     public var attentionActivation: AttentionActivation
+    /// How the context vector is gated: per channel (default, `f_beta` H→D) or one scalar β (`f_beta` H→1).
     public var gate: Gate
 
     /// Defaults are the tutorial's: 512-wide attention, embedding and LSTM over 2048-channel ResNet features.
@@ -74,16 +76,27 @@ public struct AttentionDecoderConfig: Codable, Equatable, Sendable {
 ///   captions of different lengths, with the tutorial's loss and gradients for every parameter and for a_1..a_L.
 /// - Inference (`AttentionDecoder+Inference.swift`): `encode` (encoder_att(a) once per image), `initState`, `step`.
 public struct AttentionDecoder {
+    /// The sizes D, A, E, H, V and variant switches the layers were built with.
     public let config: AttentionDecoderConfig
+    /// `attention.encoder_att`, D→A: projects each annotation vector a_l.
     public let encoderAtt: Linear
+    /// `attention.decoder_att`, H→A: projects the hidden state h.
     public let decoderAtt: Linear
+    /// `attention.full_att`, A→1: one attention score e_l per location.
     public let fullAtt: Linear
+    /// `embedding`, V×E: the input word vectors.
     public let embedding: Embedding
+    /// `decode_step`, LSTMCell(E+D → H): reads `[embedding(y_t) ; gate ⊙ z]`.
     public let decodeStep: LSTMCell
+    /// `init_h`, D→H: h_0 from the mean annotation vector.
     public let initH: Linear
+    /// `init_c`, D→H: c_0 from the mean annotation vector.
     public let initC: Linear
+    /// `f_beta`, H→D (per-channel gate) or H→1 (scalar gate): the gate's pre-activation.
     public let fBeta: Linear
+    /// `fc`, H→V: the word scores of each step.
     public let fc: Linear
+    /// Dropout on h before `fc`, in training only (`config.dropout`).
     public let dropout: Dropout
 
     /// Reserves the decoder's parameters under `prefix` (e.g. "decoder" → `decoder.decode_step.weight_ih`;

@@ -22,6 +22,7 @@ public final class DecoderWorkspace {
     /// Incremented by every forward pass; a `DecoderForward` remembers the value it was made with.
     var generation = 0
 
+    /// An empty workspace; each slot is allocated on first use.
     public init() {
         pointers = Array(repeating: nil, count: Slot.allCases.count)
         capacities = Array(repeating: 0, count: Slot.allCases.count)

@@ -25,6 +25,7 @@ public struct TokenSampling: Equatable, Sendable {
     /// Draw the model's word from softmax(scores) instead of taking the argmax.
     public var sampleFromModel: Bool
 
+    /// Feeds the ground truth with probability `teacherForcing` (1 = plain teacher forcing), else the model's argmax or, with `sampleFromModel`, a softmax draw.
     public init(teacherForcing: Double, sampleFromModel: Bool = false) {
         self.teacherForcing = teacherForcing
         self.sampleFromModel = sampleFromModel

@@ -10,8 +10,11 @@ import CaptionData
 /// A step (`decodingStep`) runs decoder_att, f_beta, the LSTM and fc as one matrix product each over all live rows of
 /// all images.
 public struct AttentionStepModel: CaptionStepModel {
+    /// The decoder whose step this runs.
     public let decoder: AttentionDecoder
+    /// The decoder's weights.
     public let parameters: Parameters
+    /// The n images' annotations a (n×L×D) and encoder_att(a) (n×L×A).
     public let images: EncodedImages
     /// Half-precision copies of the step matrices (same values), read instead of the float ones when given.
     public let half: HalfStepWeights?
@@ -21,7 +24,9 @@ public struct AttentionStepModel: CaptionStepModel {
 
     /// The LSTM state of every row and the image each row belongs to.
     public struct State {
+        /// h, c of every row (rows×H each).
         public var decoder: DecoderState
+        /// For every row, the index of the image (0..<n) it attends over.
         public var imageOfRow: [Int]
     }
 
@@ -35,6 +40,7 @@ public struct AttentionStepModel: CaptionStepModel {
         self.screen = screen
     }
 
+    /// V, the decoder's vocabulary size.
     public var vocabularySize: Int { decoder.config.vocabSize }
 
     /// h_0, c_0 of each image (one row per image).
@@ -50,6 +56,7 @@ public struct AttentionStepModel: CaptionStepModel {
         return (out.logits, out.alpha)
     }
 
+    /// The listed rows' LSTM states and images, in that order (repeats allowed): no image data is copied.
     public func select(rows: [Int], from state: State) -> State {
         State(decoder: state.decoder.selecting(rows), imageOfRow: rows.map { state.imageOfRow[$0] })
     }

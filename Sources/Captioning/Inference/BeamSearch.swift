@@ -77,6 +77,7 @@ public struct BeamSearch: Sendable {
     /// logProb / n^α. 0 (default) is the tutorial's plain cumulative score. Pruning always uses the plain score.
     public var lengthPenalty: Float
 
+    /// A search keeping `beamSize` hypotheses per image (1 = greedy), captions of at most `maxLength` words; both must be ≥ 1.
     public init(beamSize: Int = 3, maxLength: Int = 50, lengthPenalty: Float = 0) {
         precondition(beamSize >= 1, "beam size must be at least 1")
         precondition(maxLength >= 1, "maximum length must be at least 1")

@@ -17,6 +17,7 @@ import CaptionData
 /// σ(f_beta(h))) or `scalar` (the paper's β). `type`, `weights`, `dropout`, `attention`, `gate`, `vocab` and
 /// `max_length` may be omitted (the defaults shown above).
 public struct CaptionModelConfig: Equatable, Sendable {
+    /// Sizes and variant of the attention decoder (the `decoder` object).
     public var decoder: AttentionDecoderConfig
     /// Decoder weights file, relative to the model folder.
     public var decoderWeights: String
@@ -25,6 +26,7 @@ public struct CaptionModelConfig: Equatable, Sendable {
     /// Default most words per caption.
     public var maxLength: Int
 
+    /// A configuration from its parts; the defaults are those `config.json` may omit.
     public init(decoder: AttentionDecoderConfig, decoderWeights: String = "decoder.safetensors",
                 vocabulary: String = "vocab.json", maxLength: Int = 50) {
         self.decoder = decoder

@@ -23,6 +23,7 @@ public struct CaptionResult: Equatable, Sendable {
     /// False when the caption was cut at the maximum length without reaching `<end>`.
     public var finished: Bool
 
+    /// A result from its parts, stored as given (the arrays aligned as documented above).
     public init(caption: String, tokens: [String], tokenIDs: [Int], tokenLogProbs: [Float], logProb: Float,
                 alphas: [[Float]], grid: GridSize, finished: Bool) {
         self.caption = caption
@@ -55,6 +56,7 @@ public struct CaptionScore: Equatable, Sendable {
     /// Words of the caption that are not in the vocabulary (scored as `<unk>`).
     public var unknownWords: [String]
 
+    /// A score from its parts, stored as given (`tokenLogProbs` aligned with `tokenIDs`).
     public init(words: [String], tokenIDs: [Int], tokenLogProbs: [Float], logProb: Float, unknownWords: [String]) {
         self.words = words
         self.tokenIDs = tokenIDs

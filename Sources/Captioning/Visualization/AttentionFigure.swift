@@ -22,6 +22,7 @@ public struct AttentionFigure: Sendable {
     /// How strongly the heat map covers the image (0…1).
     public var opacity: Float
 
+    /// A figure layout; traps unless `panelWidth` ≥ 16, `columns` ≥ 1 and 0 ≤ `opacity` ≤ 1.
     public init(panelWidth: Int = 224, columns: Int = 5, opacity: Float = 0.6) {
         precondition(panelWidth >= 16 && columns >= 1 && opacity >= 0 && opacity <= 1)
         self.panelWidth = panelWidth

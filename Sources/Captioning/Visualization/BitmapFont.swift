@@ -6,7 +6,9 @@ import CaptionData
 /// digits, space and `<>-'.,?!:/_`; anything else draws as a hollow box. Each glyph is 5 columns × 7 rows on a
 /// 6-column advance, scaled by whole pixels.
 public enum BitmapFont {
+    /// Glyph width in unscaled pixels.
     public static let glyphWidth = 5
+    /// Glyph height in unscaled pixels.
     public static let glyphHeight = 7
     /// Horizontal distance between glyph origins, in unscaled pixels.
     public static let advance = 6

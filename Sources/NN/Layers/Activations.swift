@@ -4,8 +4,10 @@ import TensorCore
 ///
 /// Backward needs only the output: `dx = dy` where `y > 0`, else 0 (PyTorch also gives 0 at x = 0).
 public struct ReLU {
+    /// ReLU has no parameters or state.
     public init() {}
 
+    /// `x` (any shape) → `max(x, 0)` of the same shape, in a new tensor.
     public func forward(_ x: Tensor) -> Tensor {
         Tensor(shape: x.shape) { y in
             x.withUnsafeBufferPointer { Kernels.relu(x.count, $0.baseAddress!, y.baseAddress!) }
@@ -52,8 +54,10 @@ public struct ReLU {
 /// Flattens every dimension after the first: `N×C×H×W → N×(C·H·W)` (PyTorch `nn.Flatten()`).
 /// A reshape: no copy beyond copy-on-write.
 public struct Flatten {
+    /// Flatten has no parameters or state.
     public init() {}
 
+    /// `x: N×… → N×(product of the rest)`; needs rank ≥ 1.
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.rank >= 1, "Flatten needs a batch dimension")
         return x.reshaped([x.shape[0], -1])

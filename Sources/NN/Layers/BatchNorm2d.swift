@@ -11,16 +11,24 @@ import TensorCore
 /// Training normalises with the batch statistics (biased variance) and updates the running statistics with
 /// `momentum` using the *unbiased* variance, exactly as PyTorch; evaluation normalises with the running ones.
 public struct BatchNorm2d {
+    /// Number of channels C normalised (dimension 1 of the input).
     public let channels: Int
+    /// Added to the variance before the square root, for numerical safety (PyTorch's `eps`, default 1e-5).
     public let eps: Float
     /// Weight of the new batch statistic in the running average (PyTorch's `momentum`, default 0.1).
     public let momentum: Float
+    /// C: the scale γ (`<name>.weight`), trained.
     public let weight: Param
+    /// C: the shift β (`<name>.bias`), trained.
     public let bias: Param
+    /// C: running mean buffer (`<name>.running_mean`), used in evaluation.
     public let runningMean: Param
+    /// C: running unbiased variance buffer (`<name>.running_var`), used in evaluation.
     public let runningVar: Param
+    /// Scalar buffer counting training batches that updated the running statistics (`<name>.num_batches_tracked`).
     public let numBatchesTracked: Param
 
+    /// Reserves `<name>.weight`, `.bias` and the three buffers in `layout`; values are set by `initialize` or a checkpoint.
     public init(_ name: String, channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, layout: inout ParameterLayout) {
         self.channels = channels
         self.eps = eps
@@ -46,8 +54,11 @@ public struct BatchNorm2d {
     /// What backward needs besides the input: the per-channel mean and 1/√(var + eps) that forward
     /// normalised with (batch statistics in training, running ones in evaluation).
     public struct Cache {
+        /// Whether forward used the batch statistics (then mean and variance depend on x in backward).
         public let training: Bool
+        /// C: the per-channel mean forward subtracted.
         public let mean: [Float]
+        /// C: the per-channel 1/√(var + eps) forward multiplied by.
         public let invstd: [Float]
     }
 

@@ -28,6 +28,7 @@ import TensorCore
 public final class ConvWorkspace {
     private var slots: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
 
+    /// An empty workspace; buffers are allocated on first use.
     public init() {}
 
     deinit { release() }
@@ -78,10 +79,15 @@ public final class ConvWorkspace {
 /// convolutions instead run forward and the input gradient by Winograd F(2×2, 3×3) (Conv2d+Winograd.swift;
 /// the encoders' inference path transforms its folded weights once, `forwardWinograd`).
 public struct Conv2d {
+    /// Input channels C.
     public let inChannels: Int
+    /// Output channels OC.
     public let outChannels: Int
+    /// Side of the square kernel (KH = KW).
     public let kernelSize: Int
+    /// Step between kernel positions, both directions.
     public let stride: Int
+    /// Zero padding added on each side, both directions.
     public let padding: Int
     /// `outChannels × inChannels × kernelSize × kernelSize` (PyTorch layout).
     public let weight: Param

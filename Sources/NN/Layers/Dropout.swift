@@ -6,8 +6,10 @@ import TensorCore
 /// Randomness comes only from the caller's `RNG`, and the mask drawn in `forward` is returned as a cache for
 /// `backward`, so a training run is reproducible from its seed.
 public struct Dropout {
+    /// Probability of zeroing each element in training, in [0, 1).
     public var probability: Float
 
+    /// A dropout layer; traps unless 0 ≤ `probability` < 1.
     public init(probability: Float) {
         precondition(probability >= 0 && probability < 1, "Dropout probability \(probability) outside [0, 1)")
         self.probability = probability
@@ -16,12 +18,14 @@ public struct Dropout {
     /// The per-element multipliers used by one forward pass: 0 or 1/(1 − p); nil when dropout was the identity
     /// (evaluation, or p = 0).
     public struct Mask {
+        /// Same shape as the input: 0 or 1/(1 − p) per element; nil for the identity.
         public let scales: Tensor?
     }
 
     /// Whether a pass in this mode actually drops anything.
     @inlinable public func isActive(training: Bool) -> Bool { training && probability > 0 }
 
+    /// `x` (any shape) → (y of the same shape, the mask for backward); returns `x` unchanged when not active.
     public func forward(_ x: Tensor, training: Bool, rng: inout RNG) -> (Tensor, Mask) {
         guard isActive(training: training) else { return (x, Mask(scales: nil)) }
         var scales = Tensor(shape: x.shape)
@@ -33,6 +37,7 @@ public struct Dropout {
         return (y, Mask(scales: scales))
     }
 
+    /// `dy` → dx = dy·mask (elementwise), or `dy` itself when the mask is the identity.
     public func backward(_ dy: Tensor, _ mask: Mask) -> Tensor {
         guard let scales = mask.scales else { return dy }
         precondition(scales.shape == dy.shape, "Dropout: dy \(dy.shape) vs mask \(scales.shape)")

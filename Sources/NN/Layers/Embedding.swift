@@ -3,11 +3,14 @@ import TensorCore
 /// Lookup table of `count` vectors of size `dimension` (PyTorch `nn.Embedding`); parameter `<name>.weight`
 /// (count × dimension).
 public struct Embedding {
+    /// Number of rows (the vocabulary size); tokens must lie in `0..<count`.
     public let count: Int
+    /// Length of each embedding vector.
     public let dimension: Int
     /// count × dimension
     public let weight: Param
 
+    /// Reserves `<name>.weight` (count × dimension) in `layout`.
     public init(_ name: String, count: Int, dimension: Int, layout: inout ParameterLayout) {
         self.count = count
         self.dimension = dimension

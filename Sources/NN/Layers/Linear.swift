@@ -11,7 +11,9 @@ import TensorCore
 ///   (the attention decoder, recurrent runners) that keep their activations in preallocated, possibly strided,
 ///   buffers and want the weight gradient of many steps in one SGEMM.
 public struct Linear {
+    /// Input features (`in`, the last dimension of x).
     public let inFeatures: Int
+    /// Output features (`out`, the last dimension of y).
     public let outFeatures: Int
     /// out × in
     public let weight: Param

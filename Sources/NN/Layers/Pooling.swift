@@ -21,8 +21,11 @@ private func planeShape(_ x: Tensor, _ layer: String) -> (n: Int, c: Int, h: Int
 /// is `floor((H + 2·padding − kernel) / stride) + 1`, the first maximum in a window wins ties and NaN
 /// propagates, as in PyTorch's CPU kernel.
 public struct MaxPool2d {
+    /// Side of the square pooling window.
     public let kernelSize: Int
+    /// Step between windows, both directions.
     public let stride: Int
+    /// −∞ padding on each side, at most `kernelSize / 2`.
     public let padding: Int
 
     /// `stride` defaults to `kernelSize`, like PyTorch.
@@ -35,13 +38,16 @@ public struct MaxPool2d {
         self.padding = padding
     }
 
+    /// Output plane size `(OH, OW)` for an `H×W` input plane (PyTorch's floor formula).
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
         ((height + 2 * padding - kernelSize) / stride + 1, (width + 2 * padding - kernelSize) / stride + 1)
     }
 
     /// The argmax of every output: its flat index `h·W + w` within its input plane (PyTorch's `indices`).
     public struct Cache {
+        /// The forward input's `N×C×H×W` shape, the shape of dx.
         public let inputShape: [Int]
+        /// N·C·OH·OW: per output, the flat index of its maximum within its input plane.
         public let indices: [Int32]
     }
 
@@ -110,9 +116,13 @@ public struct MaxPool2d {
 /// With `countIncludePad` (PyTorch's default) every full window divides by `kernel²`, zero padding included;
 /// otherwise by the number of in-image elements.
 public struct AvgPool2d {
+    /// Side of the square pooling window.
     public let kernelSize: Int
+    /// Step between windows, both directions.
     public let stride: Int
+    /// Zero padding on each side, at most `kernelSize / 2`.
     public let padding: Int
+    /// Whether padded positions count in a window's divisor (PyTorch's `count_include_pad`).
     public let countIncludePad: Bool
 
     /// `stride` defaults to `kernelSize`, like PyTorch.
@@ -126,6 +136,7 @@ public struct AvgPool2d {
         self.countIncludePad = countIncludePad
     }
 
+    /// Output plane size `(OH, OW)` for an `H×W` input plane (PyTorch's floor formula).
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
         ((height + 2 * padding - kernelSize) / stride + 1, (width + 2 * padding - kernelSize) / stride + 1)
     }
@@ -198,9 +209,12 @@ public struct AvgPool2d {
 /// Output `i` of `out` along an axis of length `in` averages input `[floor(i·in/out), ceil((i+1)·in/out))`.
 /// Bins may overlap, and when `out > in` (e.g. 8×8 → 14×14) inputs are repeated: upsampling by averaging.
 public struct AdaptiveAvgPool2d {
+    /// Output plane height OH, whatever the input height.
     public let outputHeight: Int
+    /// Output plane width OW, whatever the input width.
     public let outputWidth: Int
 
+    /// Pools every input plane to `outputHeight × outputWidth`; both must be positive.
     public init(outputHeight: Int, outputWidth: Int) {
         precondition(outputHeight > 0 && outputWidth > 0)
         self.outputHeight = outputHeight

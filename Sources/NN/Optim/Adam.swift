@@ -15,10 +15,15 @@ import TensorCore
 /// Non-trainable buffers (BatchNorm running statistics) are skipped. The learning rate can be
 /// different per parameter group (e.g. a fine-tuned encoder), chosen by parameter-name prefix.
 public final class Adam {
+    /// Step size lr for parameters not matched by `groupLearningRates`.
     public var learningRate: Float
+    /// Decay rate β1 of the first moment (mean of gradients).
     public var beta1: Float
+    /// Decay rate β2 of the second moment (mean of squared gradients).
     public var beta2: Float
+    /// ε added to the denominator's square root, so tiny second moments do not blow up the step.
     public var eps: Float
+    /// L2 penalty coefficient added to the gradient as `weightDecay·θ` (0 disables it).
     public var weightDecay: Float
     /// Learning rates for parameters whose name starts with a prefix (first match wins); the rest use
     /// `learningRate`.
@@ -28,8 +33,10 @@ public final class Adam {
     /// First and second moment estimates (`exp_avg`, `exp_avg_sq`), same layout as the parameter
     /// buffer. Checkpoints save them with `step` and restore them through `restore`.
     public private(set) var m: [Float]
+    /// Second moment estimate (`exp_avg_sq`), one per parameter value.
     public private(set) var v: [Float]
 
+    /// An optimiser for a flat buffer of `count` values, with zero moments and no steps taken; defaults are PyTorch's.
     public init(count: Int, learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
                 eps: Float = 1e-8, weightDecay: Float = 0, groupLearningRates: [String: Float] = [:]) {
         self.learningRate = learningRate

@@ -7,24 +7,32 @@ import TensorCore
 /// PyTorch names the reverse direction's parameters with a `_reverse` suffix (`weight_ih_l0_reverse`); build
 /// the two cells with suffixes `_l<k>` and `_l<k>_reverse` (as `RecurrentStack` does).
 public struct Bidirectional<Cell: RecurrentCell> {
+    /// The cell run from t = 0 to T−1 (suffix `_l<k>`).
     public let forwardCell: Cell
+    /// The cell run from t = T−1 down to 0 (suffix `_l<k>_reverse`).
     public let reverseCell: Cell
 
+    /// Pairs two cells; they must have the same input and hidden sizes.
     public init(forward: Cell, reverse: Cell) {
         precondition(forward.inputSize == reverse.inputSize && forward.hiddenSize == reverse.hiddenSize)
         forwardCell = forward
         reverseCell = reverse
     }
 
+    /// Per-step input width `in`, shared by both directions.
     public var inputSize: Int { forwardCell.inputSize }
     /// Per-step output width: 2H.
     public var outputSize: Int { 2 * forwardCell.hiddenSize }
 
+    /// What `backward` needs from `forward`: one sequence cache per direction.
     public struct Cache {
+        /// The forward-in-time cell's cache.
         public let forward: SequenceCache<Cell>
+        /// The reverse-in-time cell's cache.
         public let reverse: SequenceCache<Cell>
     }
 
+    /// PyTorch's default U(−1/√H, 1/√H) for both cells, forward cell first.
     public func initializePyTorchDefault(_ p: Parameters, rng: inout RNG) {
         forwardCell.initializePyTorchDefault(p, rng: &rng)
         reverseCell.initializePyTorchDefault(p, rng: &rng)

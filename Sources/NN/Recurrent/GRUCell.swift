@@ -14,15 +14,24 @@ import Darwin
 ///
 /// Parameters `<prefix>.weight_ih<suffix>` (3H×in), `weight_hh` (3H×H), `bias_ih`, `bias_hh` (3H), blocks r, z, n.
 public struct GRUCell: RecurrentCell {
+    /// Input width `in` of each step.
     public let inputSize: Int
+    /// Hidden state width H.
     public let hiddenSize: Int
+    /// Three gate blocks: r, z, n.
     public var gateCount: Int { 3 }
+    /// A GRU carries only h.
     public var hasCellState: Bool { false }
+    /// 3H × in: `<prefix>.weight_ih<suffix>`, blocks r, z, n.
     public let weightIH: Param
+    /// 3H × H: `<prefix>.weight_hh<suffix>`, blocks r, z, n.
     public let weightHH: Param
+    /// 3H: `<prefix>.bias_ih<suffix>`, nil for `bias: false`.
     public let biasIH: Param?
+    /// 3H: `<prefix>.bias_hh<suffix>`, nil for `bias: false`.
     public let biasHH: Param?
 
+    /// Reserves the four parameters in `layout` under `<prefix>.<field><suffix>` (no prefix dot when `prefix` is empty).
     public init(_ prefix: String, inputSize: Int, hiddenSize: Int, bias: Bool = true, suffix: String = "",
                 layout: inout ParameterLayout) {
         self.inputSize = inputSize
@@ -34,6 +43,7 @@ public struct GRUCell: RecurrentCell {
         biasHH = bias ? layout.add(name("bias_hh"), [3 * hiddenSize]) : nil
     }
 
+    /// Activations of one step, all B-row tensors.
     public struct StepCache {
         /// B×3H: r, z, n after their nonlinearities.
         public let gates: Tensor
@@ -43,6 +53,7 @@ public struct GRUCell: RecurrentCell {
         public let previousHidden: Tensor
     }
 
+    /// `inputProjection` (B×3H), `state.h` (B×H) → h' (B×H) and the step's activations.
     public func step(inputProjection: Tensor, state: RecurrentState, _ p: Parameters) -> (RecurrentState, StepCache) {
         let b = state.h.shape[0], hs = hiddenSize
         precondition(inputProjection.shape == [b, 3 * hs] && state.h.shape == [b, hs])
@@ -76,6 +87,7 @@ public struct GRUCell: RecurrentCell {
         return (RecurrentState(h: h), StepCache(gates: gates, hiddenCandidate: hn, previousHidden: state.h))
     }
 
+    /// dL/dh' (B×H) → gradients wrt both projections (B×3H each; they differ in the n block) and dL/dh (B×H).
     public func stepBackward(_ dState: RecurrentState, _ cache: StepCache, _ p: Parameters)
         -> (dInputProjection: Tensor, dHiddenProjection: Tensor, dPrevious: RecurrentState) {
         let b = cache.previousHidden.shape[0], hs = hiddenSize

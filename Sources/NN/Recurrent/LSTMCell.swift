@@ -11,15 +11,24 @@ import TensorCore
 /// Parameters `<prefix>.weight_ih<suffix>` (4H×in), `weight_hh` (4H×H), `bias_ih`, `bias_hh` (4H). The suffix
 /// gives `nn.LSTM`'s per-layer names (`_l0`, `_l0_reverse`); a cell alone has none.
 public struct LSTMCell: RecurrentCell {
+    /// Input width `in` of each step.
     public let inputSize: Int
+    /// Hidden and cell state width H.
     public let hiddenSize: Int
+    /// Four gate blocks: i, f, g, o.
     public var gateCount: Int { 4 }
+    /// An LSTM carries the cell state c besides h.
     public var hasCellState: Bool { true }
+    /// 4H × in: `<prefix>.weight_ih<suffix>`, blocks i, f, g, o.
     public let weightIH: Param
+    /// 4H × H: `<prefix>.weight_hh<suffix>`, blocks i, f, g, o.
     public let weightHH: Param
+    /// 4H: `<prefix>.bias_ih<suffix>`, nil for `bias: false`.
     public let biasIH: Param?
+    /// 4H: `<prefix>.bias_hh<suffix>`, nil for `bias: false`.
     public let biasHH: Param?
 
+    /// Reserves the four parameters in `layout` under `<prefix>.<field><suffix>` (no prefix dot when `prefix` is empty).
     public init(_ prefix: String, inputSize: Int, hiddenSize: Int, bias: Bool = true, suffix: String = "",
                 layout: inout ParameterLayout) {
         self.inputSize = inputSize
@@ -41,6 +50,7 @@ public struct LSTMCell: RecurrentCell {
         public let tanhCell: Tensor
     }
 
+    /// `inputProjection` (B×4H), `state` h, c (B×H; nil c = 0) → h', c' (B×H) and the step's activations.
     public func step(inputProjection: Tensor, state: RecurrentState, _ p: Parameters) -> (RecurrentState, StepCache) {
         let b = state.h.shape[0], hs = hiddenSize
         precondition(inputProjection.shape == [b, 4 * hs] && state.h.shape == [b, hs])
@@ -63,6 +73,7 @@ public struct LSTMCell: RecurrentCell {
         return (RecurrentState(h: h, c: c), StepCache(gates: gates, previousCell: cPrev, tanhCell: tanhC))
     }
 
+    /// dL/dh', dL/dc' (B×H; nil or empty = 0) → dL/d(gate pre-activations) (B×4H, both projections alike) and dL/dh, dL/dc (B×H).
     public func stepBackward(_ dState: RecurrentState, _ cache: StepCache, _ p: Parameters)
         -> (dInputProjection: Tensor, dHiddenProjection: Tensor, dPrevious: RecurrentState) {
         let b = cache.previousCell.shape[0], hs = hiddenSize

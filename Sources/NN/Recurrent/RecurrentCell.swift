@@ -3,9 +3,12 @@ import TensorCore
 /// The state a recurrent cell carries between steps for a batch of B sequences: `h` (B×H) and, for LSTMs,
 /// the cell state `c` (B×H). As a gradient, a nil `c` (or a zero-sized `h`) means "no gradient flows here".
 public struct RecurrentState {
+    /// B×H: the hidden state (or its gradient).
     public var h: Tensor
+    /// B×H: the LSTM cell state (or its gradient); nil for cells without one, or no gradient.
     public var c: Tensor?
 
+    /// A state from `h` (B×H) and, for LSTMs, `c` (B×H).
     public init(h: Tensor, c: Tensor? = nil) {
         self.h = h
         self.c = c
@@ -59,8 +62,11 @@ public protocol RecurrentCell {
 /// Cache of one full single step (`RecurrentCell.forward`): the step input, the previous hidden state and the
 /// cell's own cache.
 public struct RecurrentStepCache<Step> {
+    /// B×in: the step input x.
     public let input: Tensor
+    /// B×H: the hidden state the step started from (for the `W_hh` gradient).
     public let previousHidden: Tensor
+    /// The cell's own `StepCache`.
     public let step: Step
 }
 
@@ -78,6 +84,7 @@ extension RecurrentCell {
         }
     }
 
+    /// All-zero state for `batch` rows (B×H, plus c when the cell has one).
     public func zeroState(batch: Int) -> RecurrentState {
         .zeros(batch: batch, hiddenSize: hiddenSize, withCell: hasCellState)
     }

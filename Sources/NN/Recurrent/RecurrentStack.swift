@@ -8,14 +8,20 @@ import TensorCore
 ///
 /// States follow PyTorch's `h_0`/`h_n` layout: (numLayers · directions) × B × H, index `layer · directions + dir`.
 public struct RecurrentStack<Cell: RecurrentCell> {
+    /// Per-step input width `in` of layer 0.
     public let inputSize: Int
+    /// Hidden width H of every cell.
     public let hiddenSize: Int
+    /// Number of stacked layers (PyTorch's `num_layers`).
     public let numLayers: Int
+    /// Whether each layer also runs a reverse-in-time cell.
     public let bidirectional: Bool
     /// `cells[layer][direction]`, direction 0 forward, 1 reverse.
     public let cells: [[Cell]]
+    /// Dropout on the outputs of every layer but the last, in training only.
     public let dropout: Dropout
 
+    /// 1, or 2 when bidirectional.
     public var directions: Int { bidirectional ? 2 : 1 }
     /// Per-step output width: directions · H.
     public var outputSize: Int { directions * hiddenSize }
@@ -39,10 +45,12 @@ public struct RecurrentStack<Cell: RecurrentCell> {
         self.cells = cells
     }
 
+    /// PyTorch's default U(−1/√H, 1/√H) for every cell, layer by layer, forward direction first.
     public func initializePyTorchDefault(_ p: Parameters, rng: inout RNG) {
         for layer in cells { for cell in layer { cell.initializePyTorchDefault(p, rng: &rng) } }
     }
 
+    /// What `backward` needs from `forward`: each layer's sequence caches and the dropout masks.
     public struct Cache {
         enum Layer {
             case unidirectional(SequenceCache<Cell>)

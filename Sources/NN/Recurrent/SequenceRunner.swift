@@ -14,9 +14,12 @@ import TensorCore
 /// `k1 == k2 == k` is the common "detach the state every k steps" training of long sequences; `k2 > k1`
 /// lets each chunk's error flow a further k2 − k1 steps into the past, at k2/k1 times the backward cost.
 public struct TruncatedBPTT: Equatable, Sendable {
+    /// Steps between backward passes (how often the gradient is cut).
     public let k1: Int
+    /// Steps each backward pass reaches into the past (≥ `k1`).
     public let k2: Int
 
+    /// TBPTT(k1, k2); traps unless 1 ≤ k1 ≤ k2.
     public init(k1: Int, k2: Int) {
         precondition(k1 >= 1 && k2 >= k1, "TBPTT needs 1 ≤ k1 ≤ k2, got k1 = \(k1), k2 = \(k2)")
         self.k1 = k1
@@ -35,8 +38,11 @@ public struct SequenceCache<Cell: RecurrentCell> {
     public let previousHidden: Tensor
     /// The cell's caches, in processing order.
     public let steps: [Cell.StepCache]
+    /// T: the sequence length.
     public let timeSteps: Int
+    /// B: sequences per batch.
     public let batch: Int
+    /// Whether the steps ran from t = T−1 down to 0.
     public let reverse: Bool
 }
 

@@ -17,11 +17,13 @@ import Darwin
 ///
 /// Used by the captioning trainer and the video autoencoder's conditional decoders alike.
 public struct ScheduledSampling: Codable, Equatable, Sendable {
+    /// The schedule of εᵢ (see the table): `none` (always 1), `linear`, `exponential`, `inverseSigmoid` (spelt `inverse-sigmoid`).
     public enum Kind: String, Codable, CaseIterable, Sendable {
         case none, linear, exponential
         case inverseSigmoid = "inverse-sigmoid"
     }
 
+    /// Which schedule εᵢ follows.
     public var kind: Kind
     /// k: the start value (linear), the decay base (exponential) or the sigmoid's scale (inverse-sigmoid).
     public var k: Double
@@ -32,6 +34,7 @@ public struct ScheduledSampling: Codable, Equatable, Sendable {
     /// Whether the model's token is sampled from its softmax (true) or taken as the argmax (false).
     public var sampleModelToken: Bool
 
+    /// A schedule; `k` defaults per kind to 1 (none, linear), 0.9999 (exponential) or 1000 (inverse-sigmoid).
     public init(kind: Kind, k: Double? = nil, c: Double = 1e-4, minimum: Double = 0, sampleModelToken: Bool = false) {
         self.kind = kind
         switch kind {
