@@ -17,15 +17,18 @@ public struct BatchOptions: Sendable {
     public var jobs = 1
     /// Images per encoder forward pass and per beam search (all their beams step together).
     public var batchSize = 16
+    /// Beam width k of the search (1: greedy).
     public var beam = 3
     /// Most words per caption; nil: the model's `max_length`.
     public var maxLength: Int? = nil
+    /// Length penalty of the beam search's final ranking (0: none; see `BeamSearch`).
     public var lengthPenalty: Float = 0
     /// Files larger than this are refused unread (the pixel limit of `ImageDecoder` applies as well).
     public var maxFileBytes = 1 << 30
     /// Nice value of the decoding threads relative to the process (see `BatchCaptioner`).
     public var decoderNice: Int32 = 5
 
+    /// The defaults: one decoding thread, batches of 16, beam 3, no length penalty.
     public init() {}
 
     /// Items alive at once (queued paths, decoded inputs, records waiting for their turn): three batches, one
@@ -35,7 +38,9 @@ public struct BatchOptions: Sendable {
 
 /// Counts of a batch run, as reported while it goes and at its end.
 public struct BatchProgress: Sendable {
+    /// Files that got a caption record.
     public var captioned = 0
+    /// Files that got a failure record.
     public var failed = 0
     /// Files already recorded in the output (`--resume`), not done again.
     public var skipped = 0
@@ -44,6 +49,7 @@ public struct BatchProgress: Sendable {
     /// Wall-clock seconds since the pipeline started (the model is already loaded).
     public var seconds: Double = 0
 
+    /// Files recorded so far by this run, captioned or failed.
     public var done: Int { captioned + failed }
     /// Captioned images per second of wall clock.
     public var imagesPerSecond: Double { seconds > 0 ? Double(captioned) / seconds : 0 }
@@ -66,9 +72,12 @@ public struct BatchProgress: Sendable {
 /// instead of preempting a BLAS thread that the others then wait for; when the compute runs out of input it blocks,
 /// and the decoders get the whole machine.
 public final class BatchCaptioner {
+    /// The loaded model that captions each batch.
     public let captioner: Captioner
+    /// How the folder is walked, decoded and searched.
     public let options: BatchOptions
 
+    /// A captioner for `options`, which must have positive `jobs`, `batchSize` and `beam`.
     public init(captioner: Captioner, options: BatchOptions) {
         precondition(options.jobs >= 1 && options.batchSize >= 1 && options.beam >= 1, "batch: jobs, batch size and beam must be positive")
         self.captioner = captioner

@@ -14,6 +14,7 @@ import Darwin
 public final class BatchOutput {
     /// The file, or nil for stdout.
     public let path: String?
+    /// How each record is written: JSON lines or CSV.
     public let format: BatchFormat
     /// The images already recorded in the file (`--resume`); the run skips them.
     public private(set) var recorded: Set<String> = []

@@ -7,6 +7,7 @@ public enum BatchRecord: Sendable {
     case caption(image: String, CaptionResult)
     case failure(image: String, error: String)
 
+    /// The file the record is about, as the walk named it.
     public var image: String {
         switch self {
         case .caption(let image, _), .failure(let image, _): return image

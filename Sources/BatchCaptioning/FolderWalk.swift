@@ -13,6 +13,7 @@ public enum FolderEntry: Equatable, Sendable {
     case file(String)
     case problem(String, String)
 
+    /// The path of the file or of the entry that could not be walked.
     public var path: String {
         switch self {
         case .file(let p), .problem(let p, _): return p
@@ -49,8 +50,11 @@ public struct FolderWalk: Sequence, IteratorProtocol {
         deinit { if let stream { closedir(stream) } }
     }
 
+    /// The folder walked, without trailing slashes; every yielded path starts with it.
     public let root: String
+    /// Whether subfolders are entered.
     public let recursive: Bool
+    /// Whether each folder's names are yielded in byte order rather than `readdir` order.
     public let sorted: Bool
     private var stack: [Frame] = []
     private var pending: [FolderEntry] = []
@@ -72,6 +76,7 @@ public struct FolderWalk: Sequence, IteratorProtocol {
         stack = [frame]
     }
 
+    /// The next non-directory entry or problem, or nil when the walk is over.
     public mutating func next() -> FolderEntry? {
         while true {
             if !pending.isEmpty { return pending.removeFirst() }

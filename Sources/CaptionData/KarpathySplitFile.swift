@@ -9,11 +9,15 @@ import CaptionSupport
 public struct KarpathySplitFile: Sendable {
     /// One image entry: its path relative to the dataset folder (`filepath/filename`) and split.
     public struct Entry: Sendable {
+        /// The image, with its path relative to the dataset folder.
         public var image: CaptionedImage
+        /// The split as the file writes it (`train`, `restval`, `val`, `test`, ...).
         public var split: String
     }
 
+    /// The file read, as given (error messages name it).
     public let path: String
+    /// Every image entry, in file order.
     public let entries: [Entry]
 
     /// Reads and validates `path` (every entry, before anything is used).

@@ -15,6 +15,7 @@ public enum BLEU {
     static let small = 1e-9
     static let tiny = 1e-15
 
+    /// BLEU-1...4 of the corpus and of each image, in 0...1.
     public struct Result: Equatable, Sendable {
         /// BLEU-1...BLEU-4 over the corpus.
         public var corpus: [Double]

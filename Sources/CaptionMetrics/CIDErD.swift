@@ -15,14 +15,21 @@ import CaptionData
 /// (`if n == 1: length += term_freq` with n the 0-based order), i.e. max(0, words − 1), so an empty
 /// sentence and a one-word sentence have the same length.
 public enum CIDErD {
+    /// σ of the Gaussian length penalty, in (bigram) words.
     public static let sigma = 6.0
+    /// The highest n-gram order; orders 1...4 are averaged.
     public static let maxOrder = 4
 
+    /// CIDEr-D of the corpus and of each image, on pycocoevalcap's ×10 scale.
     public struct Result: Equatable, Sendable {
+        /// The mean of the per-image scores (0 for no images).
         public var corpus: Double
+        /// The score of each image, in input order.
         public var perImage: [Double]
     }
 
+    /// Scores `hypotheses[i]` against `references[i]` for every i (each needs at least one reference); document
+    /// frequencies come from these references only.
     public static func score(references: [[String]], hypotheses: [String]) -> Result {
         precondition(references.count == hypotheses.count, "one hypothesis per image")
         var interner = TokenInterner()

@@ -56,7 +56,9 @@ public enum COCOMetrics {
 public struct ImageScores: Equatable, Sendable {
     /// BLEU-1...BLEU-4.
     public var bleu: [Double]
+    /// ROUGE-L, in 0...1.
     public var rougeL: Double
+    /// CIDEr-D, on pycocoevalcap's ×10 scale.
     public var ciderD: Double
 }
 
@@ -64,12 +66,16 @@ public struct ImageScores: Equatable, Sendable {
 public struct MetricScores: Equatable, Sendable {
     /// BLEU-1...BLEU-4.
     public var bleu: [Double]
+    /// ROUGE-L, the mean over images, in 0...1.
     public var rougeL: Double
+    /// CIDEr-D, the mean over images, on pycocoevalcap's ×10 scale.
     public var ciderD: Double
     /// Number of images scored.
     public var images: Int
+    /// The scores of each image scored, by id.
     public var perImage: [ImageID: ImageScores]
 
+    /// BLEU-4, the score usually quoted.
     public var bleu4: Double { bleu[3] }
 
     /// The contract's names and order: BLEU-1...4, ROUGE-L, CIDEr-D.

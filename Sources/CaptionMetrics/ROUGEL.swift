@@ -11,13 +11,18 @@ import CaptionData
 /// Like rouge.py, sentences are split on single spaces (`"".split(" ") == [""]`, so an empty
 /// hypothesis is one empty token).
 public enum ROUGEL {
+    /// β of the F-measure: recall weighs β² times as much as precision.
     public static let beta = 1.2
 
+    /// ROUGE-L of the corpus and of each image, in 0...1.
     public struct Result: Equatable, Sendable {
+        /// The mean of the per-image scores (0 for no images).
         public var corpus: Double
+        /// The score of each image, in input order.
         public var perImage: [Double]
     }
 
+    /// Scores `hypotheses[i]` against `references[i]` for every i (each needs at least one reference).
     public static func score(references: [[String]], hypotheses: [String]) -> Result {
         precondition(references.count == hypotheses.count, "one hypothesis per image")
         var interner = TokenInterner()

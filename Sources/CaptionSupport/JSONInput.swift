@@ -105,6 +105,7 @@ public struct JSONInput: Sendable {
     /// JSON `true`/`false` arrive as NSNumbers of C type `char`; numbers never do.
     public static func isBool(_ number: NSNumber) -> Bool { String(cString: number.objCType) == "c" }
 
+    /// The JSON type of `value` as error messages name it, e.g. `"a string"`, `"null"`.
     public static func typeName(_ value: Any) -> String {
         switch value {
         case is String: return "a string"

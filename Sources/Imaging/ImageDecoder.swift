@@ -4,14 +4,17 @@ import Foundation
 
 /// What an image's header says, read without decoding the pixels.
 public struct ImageInfo: Equatable, Sendable {
+    /// The container, from the magic bytes: JPEG or PNG.
     public var format: ImageFormat
     /// Size of the decoded image: after the EXIF orientation is applied.
     public var width: Int
+    /// Height of the decoded image, after the EXIF orientation.
     public var height: Int
     /// EXIF orientation 1...8 that decoding applies (1 when absent).
     public var orientation: Int
     /// Size as stored in the file (width and height swapped for orientations 5...8).
     public var storedWidth: Int
+    /// Height as stored in the file, before the EXIF orientation.
     public var storedHeight: Int
     /// Channels in the file: 1 gray/palette, 2 gray+alpha, 3 RGB/YCbCr, 4 RGBA or CMYK.
     public var components: Int
@@ -42,6 +45,7 @@ public struct ImageDecoder: Sendable {
     /// allocated (a 60000×60000 header would otherwise ask for 10 GiB). 0 means no limit.
     public var maxPixels: Int
 
+    /// A decoder refusing images of more than `maxPixels` pixels (0: no limit).
     public init(maxPixels: Int = ImageDecoder.defaultMaxPixels) {
         self.maxPixels = maxPixels
     }

@@ -10,16 +10,22 @@ import TensorCore
 ///     T.Compose([T.Resize((resizeHeight, resizeWidth)), T.CenterCrop((cropHeight, cropWidth)),
 ///                T.ToTensor(), T.Normalize(mean, std)])
 public struct Preprocessing: Codable, Equatable, Sendable {
+    /// ImageNet's per-channel R, G, B mean of pixel/255, torchvision's usual `Normalize` values.
     public static let imageNetMean: [Float] = [0.485, 0.456, 0.406]
+    /// ImageNet's per-channel R, G, B standard deviation of pixel/255.
     public static let imageNetStd: [Float] = [0.229, 0.224, 0.225]
 
+    /// Width of the bilinear resize, in pixels (before any crop).
     public var resizeWidth: Int
+    /// Height of the bilinear resize, in pixels (before any crop).
     public var resizeHeight: Int
     /// Centre crop after the resize (torchvision `CenterCrop`: zero-padded if larger); nil for none.
     public var cropWidth: Int?
+    /// Height of the centre crop, in pixels; nil for none.
     public var cropHeight: Int?
     /// Per-channel R, G, B mean and standard deviation applied to pixel/255.
     public var mean: [Float]
+    /// Per-channel R, G, B standard deviation the mean-subtracted values are divided by.
     public var std: [Float]
 
     enum CodingKeys: String, CodingKey {
@@ -28,6 +34,7 @@ public struct Preprocessing: Codable, Equatable, Sendable {
         case mean, std
     }
 
+    /// A recipe; the defaults are the tutorial's 256×256 resize, no crop, ImageNet mean/std.
     public init(resizeWidth: Int = 256, resizeHeight: Int = 256, cropWidth: Int? = nil, cropHeight: Int? = nil,
                 mean: [Float] = Preprocessing.imageNetMean, std: [Float] = Preprocessing.imageNetStd) {
         self.resizeWidth = resizeWidth

@@ -20,12 +20,17 @@ public struct ResampleCoefficients: Sendable {
     /// lobes), Pillow's PRECISION_BITS.
     public static let precisionBits: Int32 = 22
 
+    /// Samples along the axis before resampling.
     public let inSize: Int
+    /// Samples along the axis after resampling.
     public let outSize: Int
     /// Row stride of `weights`: the most inputs any output sample can read.
     public let taps: Int
+    /// outSize: the first input sample each output sample reads.
     public private(set) var first: [Int32]
+    /// outSize: how many input samples each output sample reads (at most `taps`).
     public private(set) var count: [Int32]
+    /// outSize×taps, row-major: each output sample's fixed-point weights, `round(w · 2²²)`.
     public private(set) var weights: [Int32]
 
     /// Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter (support 1)

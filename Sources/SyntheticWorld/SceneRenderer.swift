@@ -12,6 +12,7 @@ public enum SceneRenderer {
     static let backgroundLevel: (r: Double, g: Double, b: Double) = (24, 24, 28)
     static let subRows = 4
 
+    /// The scene as a canvas×canvas image.
     public static func render(_ scene: ShapeScene) -> RGBImage {
         let side = scene.canvas
         var pixels = [Double](repeating: 0, count: side * side * 3)

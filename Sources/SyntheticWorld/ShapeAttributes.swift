@@ -38,9 +38,12 @@ public enum ShapeSize: String, CaseIterable, Codable, Sendable {
 
 /// A colour–shape pair such as "red circle", for `--holdout`.
 public struct ShapeCombination: Hashable, Codable, Sendable, CustomStringConvertible {
+    /// The colour of the pair.
     public var color: ShapeColor
+    /// The shape of the pair.
     public var shape: ShapeKind
 
+    /// The pair of `color` and `shape`.
     public init(color: ShapeColor, shape: ShapeKind) { self.color = color; self.shape = shape }
 
     /// Parses `"red circle"`; nil with anything else.
@@ -52,6 +55,7 @@ public struct ShapeCombination: Hashable, Codable, Sendable, CustomStringConvert
         self.init(color: color, shape: shape)
     }
 
+    /// The caption words, e.g. `"red circle"` (what `init?(_:)` parses).
     public var description: String { "\(color.rawValue) \(shape.rawValue)" }
 }
 

@@ -5,11 +5,15 @@ import CaptionData
 
 /// One object placed on the canvas.
 public struct ShapeObject: Equatable, Sendable {
+    /// What is drawn.
     public var shape: ShapeKind
+    /// The nominal colour, the word captions use for it.
     public var color: ShapeColor
+    /// Small or large, the word captions use for it.
     public var size: ShapeSize
     /// Centre of the shape's circumscribed circle, in pixels (x right, y down).
     public var centerX: Double
+    /// Vertical centre, in pixels (y down).
     public var centerY: Double
     /// Size in pixels: the unit outline of `ShapeGeometry` scaled by this (the shape lies within
     /// `radius * ShapeGeometry.boundingRadius(shape)` of the centre).
@@ -37,6 +41,7 @@ public struct ShapeObject: Equatable, Sendable {
         return BoundingBox(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
     }
 
+    /// Equal when every stored field is.
     public static func == (lhs: ShapeObject, rhs: ShapeObject) -> Bool {
         lhs.shape == rhs.shape && lhs.color == rhs.color && lhs.size == rhs.size && lhs.centerX == rhs.centerX
             && lhs.centerY == rhs.centerY && lhs.radius == rhs.radius && lhs.rgb == rhs.rgb
@@ -45,10 +50,13 @@ public struct ShapeObject: Equatable, Sendable {
 
 /// A synthetic scene: a square canvas, its background, and 1–4 non-overlapping objects.
 public struct ShapeScene: Equatable, Sendable {
+    /// Side of the square canvas, in pixels.
     public var canvas: Int
+    /// What fills the canvas behind the objects.
     public var background: ShapeBackground
     /// Seeds the background's noise or texture.
     public var backgroundSeed: UInt64
+    /// The objects, in drawing order.
     public var objects: [ShapeObject]
 
     /// The objects as the dataset records them (`objects` field of the COCO `images` entry).

@@ -15,12 +15,16 @@ import CaptionData
 /// of (options, count, seed, fractions); every file is written to a temporary name and renamed, and
 /// the annotation files come last, so a folder with annotations is complete.
 public struct ShapesDatasetWriter {
+    /// The generator the scenes and captions come from.
     public let world: ShapesWorld
+    /// Number of images, at least 1, split in order into train, val and test.
     public let count: Int
+    /// The dataset's seed; image `i` is `world.scene(seed:index:purpose:)` with index `i`.
     public let seed: UInt64
     /// Shares of train, val and test; they must sum to 1.
     public let fractions: (train: Double, val: Double, test: Double)
 
+    /// Checks `count` and `fractions` (a usage error when `count` < 1 or the fractions do not sum to 1).
     public init(world: ShapesWorld, count: Int, seed: UInt64,
                 fractions: (train: Double, val: Double, test: Double) = (0.8, 0.1, 0.1)) throws {
         guard count >= 1 else { throw CaptionError.usage("--count must be at least 1, got \(count)") }

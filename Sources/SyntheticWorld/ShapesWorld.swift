@@ -10,23 +10,32 @@ import CaptionData
 /// Everything is a pure function of the options and a seed: scene `i` of a dataset uses its own
 /// generator seeded from (seed, i), so datasets are reproducible and can be made in parallel.
 public struct ShapesWorld: Sendable {
+    /// What the generator draws and how many captions it writes.
     public struct Options: Equatable, Sendable {
         /// Canvas side in pixels (square images).
         public var imageSize = 96
+        /// Fewest objects per scene (at least 1).
         public var minObjects = 1
+        /// Most objects per scene (at most 4).
         public var maxObjects = 4
+        /// The shapes objects are drawn from.
         public var shapes = ShapeKind.allCases
+        /// The colours objects are drawn from.
         public var colors = ShapeColor.allCases
+        /// The sizes objects are drawn from.
         public var sizes = ShapeSize.allCases
+        /// What fills the canvas behind the objects.
         public var background = ShapeBackground.plain
         /// Reference captions per image (at least 5 are always possible).
         public var captionsPerImage = 5
         /// Colour–shape pairs that never appear in train or val scenes; every test scene has one.
         public var holdout: [ShapeCombination] = []
 
+        /// The defaults: 96×96 plain canvas, 1–4 objects of every shape, colour and size, 5 captions, no holdout.
         public init() {}
     }
 
+    /// The checked options.
     public let options: Options
 
     /// Checks the options: sizes, counts, and that held-out pairs leave something to train on.

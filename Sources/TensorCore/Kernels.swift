@@ -11,6 +11,7 @@ import Darwin
 public enum Kernels {
     // MARK: Elementwise, in place or out of place
 
+    /// x = value, for `n` elements.
     @inlinable public static func fill(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ value: Float) {
         x.update(repeating: value, count: n)
     }
@@ -35,6 +36,7 @@ public enum Kernels {
         for i in 0..<n { x[i] *= s }
     }
 
+    /// out = max(x, 0)
     @inlinable public static func relu(_ n: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
         for i in 0..<n { out[i] = max(x[i], 0) }
     }
@@ -55,12 +57,15 @@ public enum Kernels {
         for i in (vectors &* 8)..<n { dx[i] = y[i] > 0 ? dy[i] : 0 }
     }
 
+    /// σ(x) = 1 / (1 + e⁻ˣ) of one value.
     @inlinable public static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
 
+    /// out = σ(x)
     @inlinable public static func sigmoid(_ n: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
         for i in 0..<n { out[i] = 1 / (1 + expf(-x[i])) }
     }
 
+    /// out = tanh(x)
     @inlinable public static func tanh(_ n: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
         for i in 0..<n { out[i] = tanhf(x[i]) }
     }
@@ -136,6 +141,7 @@ public enum Kernels {
         for i in 0..<n { x[i] -= lse }
     }
 
+    /// log Σ exp(x) over `n` values, shifted by their maximum so nothing overflows; −∞ when all are −∞ (or n is 0).
     @inlinable public static func logSumExp(_ n: Int, _ x: UnsafePointer<Float>) -> Float {
         var m = -Float.infinity
         for i in 0..<n { m = max(m, x[i]) }

@@ -9,6 +9,8 @@ public final class Pipeline<T> {
     private var cancelled = false
     private let count: Int
 
+    /// Starts a thread calling `produce(0)`, `produce(1)`, ... at most `depth` items ahead of `next()`; it stops
+    /// at the first error, which `next()` then throws.
     public init(count: Int, depth: Int = 1, produce: @escaping (Int) throws -> T) {
         self.count = count
         let thread = Thread { [condition] in

@@ -7,6 +7,7 @@ public struct RNG: RandomNumberGenerator, Codable, Equatable {
     /// A second normal deviate left over from the last Box–Muller pair.
     private var spareNormal: Float?
 
+    /// The generator whose state SplitMix64 expands from `seed`; equal seeds give equal streams.
     public init(seed: UInt64) {
         var sm = seed
         func splitmix() -> UInt64 {
@@ -22,6 +23,7 @@ public struct RNG: RandomNumberGenerator, Codable, Equatable {
 
     @inlinable static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
+    /// The next 64 random bits (one xoshiro256** step).
     public mutating func next() -> UInt64 {
         let result = RNG.rotl(s1 &* 5, 7) &* 9
         let t = s1 << 17

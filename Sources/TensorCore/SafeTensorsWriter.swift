@@ -67,6 +67,7 @@ public struct SafeTensorsWriter {
     /// Free-form string metadata, stored as the header's `__metadata__`.
     public var metadata: [String: String] = [:]
 
+    /// An empty file: no tensors, no metadata.
     public init() {}
 
     /// Number of tensors added so far.

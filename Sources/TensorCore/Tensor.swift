@@ -76,11 +76,13 @@ public struct Tensor: Equatable, CustomStringConvertible {
         return flat
     }
 
+    /// Calls `body` with the elements in row-major order, without copying.
     @inlinable
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try storage.withUnsafeBufferPointer(body)
     }
 
+    /// Calls `body` with the elements in row-major order to read or write in place, without copying.
     @inlinable
     public mutating func withUnsafeMutableBufferPointer<R>(
         _ body: (UnsafeMutableBufferPointer<Float>) throws -> R
@@ -88,6 +90,7 @@ public struct Tensor: Equatable, CustomStringConvertible {
         try storage.withUnsafeMutableBufferPointer { try body($0) }
     }
 
+    /// The shape and the first 8 elements, e.g. `Tensor([2, 3], [0, 1, 2, 3, 4, 5])`.
     public var description: String {
         let head = storage.prefix(8).map { String(format: "%.5g", $0) }.joined(separator: ", ")
         return "Tensor(\(shape), [\(head)\(count > 8 ? ", …" : "")])"

@@ -8,6 +8,8 @@ import TensorCore
 /// with random slant, size and stroke width) or simple shapes (disc, square, triangle, ring, cross, frame).
 /// Sequence `i` depends only on `(seed, i)`, so any subset can be regenerated, in any order, in parallel.
 public struct MovingObjects: Sendable {
+    /// What the objects are: `digits` (stroked digit glyphs), `shapes` (simple shapes), or `mixed` (each
+    /// object either, with equal odds).
     public enum Kind: String, Codable, CaseIterable, Sendable {
         case digits, shapes, mixed
     }
@@ -20,11 +22,15 @@ public struct MovingObjects: Sendable {
     public var objects: Int
     /// Side of an object's patch (28, as MNIST digits).
     public var patchSize: Int
+    /// What kind of objects are drawn.
     public var kind: Kind
     /// Speed range in pixels per frame.
     public var speed: ClosedRange<Float>
+    /// The dataset's seed; sequence `i` is a function of (seed, i).
     public var seed: UInt64
 
+    /// A generator with the paper's defaults: 20 frames of 64×64 with two 28×28 digits moving 2.5...4.5 pixels
+    /// per frame.
     public init(size: Int = 64, frames: Int = 20, objects: Int = 2, patchSize: Int = 28, kind: Kind = .digits,
                 speed: ClosedRange<Float> = 2.5...4.5, seed: UInt64 = 0) {
         precondition(size >= 2 && patchSize >= 2 && patchSize <= size && frames >= 1 && objects >= 0)

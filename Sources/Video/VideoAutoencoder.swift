@@ -6,21 +6,28 @@ import TensorCore
 /// Frames of B sequences, time-major: `frames` is F × B × D (frame t of sequence b at row t·B + b), the
 /// layout of PyTorch's `batch_first=False`.
 public struct FrameBatch {
+    /// F×B×D: frame t of sequence b at row t·B + b.
     public var frames: Tensor
 
+    /// A batch over F×B×D `frames` (rank 3).
     public init(frames: Tensor) {
         precondition(frames.rank == 3, "FrameBatch needs F×B×D frames, got \(frames.shape)")
         self.frames = frames
     }
 
+    /// F: frames per sequence.
     public var frameCount: Int { frames.shape[0] }
+    /// B: sequences in the batch.
     public var batchSize: Int { frames.shape[1] }
+    /// D: values per frame (channels × side × side pixels, or the feature length).
     public var dimension: Int { frames.shape[2] }
 }
 
 /// Mean per-frame losses of one training step (nil for an absent decoder).
 public struct StepLosses: Equatable, Sendable {
+    /// Mean per-frame loss of the reconstruction decoder.
     public var reconstruction: Double?
+    /// Mean per-frame loss of the future predictor.
     public var future: Double?
     /// The optimised loss: the sum of the two.
     public var total: Double { (reconstruction ?? 0) + (future ?? 0) }
@@ -39,6 +46,7 @@ public struct TrainingFeed: Equatable, Sendable {
     /// stay unweighted.
     public var reconstructionWeight: Float
 
+    /// A feed; the defaults are teacher forcing, probabilities fed back, full BPTT and equal loss weights.
     public init(teacherProbability: Double = 1, sampleFrames: Bool = false, truncation: TruncatedBPTT? = nil,
                 reconstructionWeight: Float = 1) {
         self.teacherProbability = teacherProbability
@@ -77,7 +85,9 @@ protocol AutoencoderEngine: AnyObject {
 /// let losses = model.lossAndGradients(batch, rng: &rng)   // gradients accumulate into parameters.grads
 /// ```
 public final class VideoAutoencoder {
+    /// The architecture the parameters were laid out for.
     public let config: VideoModelConfig
+    /// Every weight and its gradient in one flat buffer, named as `VideoModelConfig` lists them.
     public let parameters: Parameters
     let engine: AutoencoderEngine
 

@@ -68,6 +68,7 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
         case mse
     }
 
+    /// What a frame is: pixels or a CNN feature vector (which also picks the loss).
     public var input: InputKind
     /// Frame side in pixels (frames are square), for `pixels`.
     public var frameSize: Int
@@ -79,13 +80,19 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     /// takes `--encoder-weights` to override).
     public var featureEncoder: String?
 
+    /// The recurrent cell of the encoder and both decoders.
     public var cell: CellKind
+    /// H: the hidden size of each encoder layer and direction.
     public var hiddenSize: Int
+    /// Stacked RNN layers, in the encoder and in each decoder.
     public var layers: Int
+    /// Whether the encoder also reads the frames backwards (the decoders' H' is then 2H).
     public var bidirectional: Bool
     /// Width E of the shared frame embedding `frame_embed` (D → E); 0 feeds frames straight into the RNNs.
     public var embeddingSize: Int
+    /// What the reconstruction decoder (outputs v_T…v₁) reads, or `none` for no such decoder.
     public var reconstruction: DecoderKind
+    /// What the future predictor (outputs v_{T+1}…v_{T+K}) reads, or `none` for no such decoder.
     public var future: DecoderKind
     /// One readout `readout` (H' → D) for both decoders instead of one each (saves D·H' parameters).
     public var sharedReadout: Bool
@@ -96,6 +103,8 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     /// Frames the future predictor outputs (K).
     public var futureFrames: Int
 
+    /// A configuration; the defaults are the paper's: 64×64 gray pixels, one 256-unit LSTM, unconditioned
+    /// decoders, 10 observed and 10 future frames.
     public init(input: InputKind = .pixels, frameSize: Int = 64, channels: Int = 1, featureDimension: Int = 0,
                 featureEncoder: String? = nil, cell: CellKind = .lstm, hiddenSize: Int = 256, layers: Int = 1,
                 bidirectional: Bool = false, embeddingSize: Int = 256, reconstruction: DecoderKind = .unconditioned,
@@ -127,6 +136,7 @@ public struct VideoModelConfig: Codable, Equatable, Sendable {
     public var rnnInputSize: Int { embeddingSize > 0 ? embeddingSize : frameDimension }
     /// The decoders' hidden size: the encoder's final states of both directions side by side.
     public var decoderHiddenSize: Int { (bidirectional ? 2 : 1) * hiddenSize }
+    /// The loss the input kind implies: `bce` for pixels, `mse` for features.
     public var loss: Loss { input == .pixels ? .bce : .mse }
     /// Frames a training or evaluation sequence must have: T, plus K when there is a future predictor.
     public var framesNeeded: Int { observedFrames + (future == .none ? 0 : futureFrames) }

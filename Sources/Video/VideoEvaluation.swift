@@ -17,31 +17,42 @@ public struct EvaluationReport: Encodable, Equatable {
     public struct Comparison: Encodable, Equatable {
         /// nil when the model has no decoder for this block.
         public var model: Double?
+        /// The copy-last baseline's mean per-frame loss.
         public var copyLast: Double
+        /// The mean-frame baseline's mean per-frame loss.
         public var meanFrame: Double
         enum CodingKeys: String, CodingKey { case model, copyLast = "copy_last", meanFrame = "mean_frame" }
     }
 
     /// Per frame index, averaged over sequences.
     public struct PerFrame: Encodable, Equatable {
+        /// The model's loss at each frame of the block; nil when it has no decoder for the block.
         public var model: [Double]?
+        /// The copy-last baseline's loss at each frame of the block.
         public var copyLast: [Double]
+        /// The mean-frame baseline's loss at each frame of the block.
         public var meanFrame: [Double]
         enum CodingKeys: String, CodingKey { case model, copyLast = "copy_last", meanFrame = "mean_frame" }
     }
 
+    /// The ε each baseline's predictions were clamped to [ε, 1 − ε] with, for one block.
     public struct Epsilons: Encodable, Equatable {
+        /// The copy-last baseline's ε.
         public var copyLast: Double
+        /// The mean-frame baseline's ε.
         public var meanFrame: Double
         enum CodingKeys: String, CodingKey { case copyLast = "copy_last", meanFrame = "mean_frame" }
     }
 
+    /// Number of sequences evaluated.
     public var sequences: Int
     /// `bce` or `mse`.
     public var loss: String
+    /// Losses on frames 1…T (the baselines are scored there even without a reconstruction decoder).
     public var reconstruction: Comparison
     /// nil when the sequences have no future frames to compare with.
     public var future: Comparison?
+    /// Per-frame losses by block, `"reconstruction"` and (with future frames) `"future"`.
     public var perFrame: [String: PerFrame]
     /// The baselines' clamps (BCE only).
     public var baselineEpsilon: [String: Epsilons]?
@@ -57,6 +68,8 @@ public struct EvaluationReport: Encodable, Equatable {
     }
 }
 
+/// `caption video eval`'s computations: per-frame losses of the free-running model, anomaly scores, and
+/// the report against the baselines.
 public enum VideoEvaluation {
     /// The free-running model's per-frame losses for each sequence of `batch` (row b of each list is sequence
     /// b; reconstruction frames in natural order). Nil for an absent decoder.

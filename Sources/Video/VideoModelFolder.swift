@@ -10,11 +10,14 @@ public struct AnomalyStatistics: Codable, Equatable, Sendable {
     public var loss: String
     /// Number of training sequences measured.
     public var sequences: Int
+    /// Mean of the training errors.
     public var mean: Double
+    /// Sample standard deviation (n − 1) of the training errors.
     public var std: Double
     /// The error at percentiles 0, 1, …, 100 (linear interpolation between order statistics).
     public var percentiles: [Double]
 
+    /// The statistics of `errors` (at least one), each a sequence's mean per-frame `loss`.
     public init(errors: [Double], loss: VideoModelConfig.Loss) {
         precondition(!errors.isEmpty)
         self.loss = loss.rawValue
@@ -48,13 +51,20 @@ public struct AnomalyStatistics: Codable, Equatable, Sendable {
 
 /// How a shipped model was trained: written into `config.json` for the record, never read back to build it.
 public struct VideoTrainingSummary: Codable, Equatable, Sendable {
+    /// Where the sequences came from (`VideoTrainingSource.description`: a folder, or `synthetic:N:seed=S`).
     public var data: String
+    /// Number of training sequences.
     public var sequences: Int
+    /// Optimiser steps taken.
     public var steps: Int
+    /// Sequences per step.
     public var batchSize: Int
+    /// Wall-clock seconds of the training loop (data loading not included).
     public var seconds: Double
+    /// The hyper-parameters of the run.
     public var options: VideoTrainingOptions
 
+    /// A summary with the given fields.
     public init(data: String, sequences: Int, steps: Int, batchSize: Int, seconds: Double, options: VideoTrainingOptions) {
         self.data = data
         self.sequences = sequences
@@ -70,8 +80,11 @@ public struct VideoTrainingSummary: Codable, Equatable, Sendable {
 /// A video model folder: `config.json` (`{"video": VideoModelConfig, "weights": FILE, "training": …}`), the
 /// weights (`model.safetensors`, PyTorch-style names) and `anomaly.json` (`AnomalyStatistics`).
 public enum VideoModelFolder {
+    /// The configuration file's name in the folder.
     public static let configFile = "config.json"
+    /// The weights file's name that `save` writes (`config.json`'s `weights` may name another).
     public static let weightsFile = "model.safetensors"
+    /// The anomaly statistics file's name in the folder.
     public static let anomalyFile = "anomaly.json"
 
     struct ConfigFile: Codable {

@@ -5,6 +5,7 @@ import TensorCore
 
 /// Hyper-parameters of a training run (stored in checkpoints and in the finished model's config.json).
 public struct VideoTrainingOptions: Codable, Equatable, Sendable {
+    /// Sequences per optimiser step (capped at the dataset's size).
     public var batchSize: Int
     /// Passes over the data; ignored when `steps` is set.
     public var epochs: Int
@@ -36,6 +37,8 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
     /// (older checkpoints) is 1.
     public var reconstructionWeight: Float?
 
+    /// Options; the defaults are batches of 16 for 10 epochs at learning rate 1e-3, clip norm 100, teacher
+    /// forcing, seed 1.
     public init(batchSize: Int = 16, epochs: Int = 10, steps: Int? = nil, learningRate: Float = 1e-3,
                 finalLearningRate: Float? = nil, clipNorm: Float? = 100, scheduledSampling: ScheduledSampling = .teacherForcing,
                 truncation: [Int]? = nil, seed: UInt64 = 1, checkpointEvery: Int = 500, anomalySequences: Int = 512,
@@ -92,31 +95,45 @@ public struct VideoTrainingOptions: Codable, Equatable, Sendable {
 /// exactly that long). Everything random derives from `options.seed`, so a run is reproducible and a resumed
 /// run continues exactly where the checkpoint left off.
 public final class VideoTrainer {
+    /// The model trained in place.
     public let model: VideoAutoencoder
+    /// The training sequences.
     public let data: VideoDataset
+    /// The run's hyper-parameters (`extend` and `resume` may change its length).
     public private(set) var options: VideoTrainingOptions
+    /// Adam over the model's flat parameter buffer.
     public let optimizer: Adam
 
     /// Where the run is; saved in checkpoints.
     public struct State: Codable, Equatable {
+        /// Optimiser steps taken so far.
         public var step = 0
+        /// The current epoch, 0-based.
         public var epoch = 0
+        /// Batches of the current epoch already taken.
         public var batchInEpoch = 0
         /// Draws the scheduled-sampling coins and sampled frames.
         public var rng: RNG
         enum CodingKeys: String, CodingKey { case step, epoch, batchInEpoch = "batch_in_epoch", rng }
     }
+    /// Where the run is: step, epoch and random stream.
     public private(set) var state: State
 
     /// What `step` returns (and `VideoTraining` reports as a `.step` event).
     public struct Progress {
+        /// Steps taken, this one included.
         public var step: Int
+        /// Steps the run takes in all (`totalSteps`).
         public var totalSteps: Int
+        /// The epoch this step's batch came from, 0-based.
         public var epoch: Int
         /// Nil on steps where the loss was not computed.
         public var losses: StepLosses?
+        /// The global gradient norm before clipping.
         public var gradientNorm: Float
+        /// ε of this step: the probability of feeding the conditional decoders the ground-truth frame.
         public var teacherProbability: Double
+        /// The learning rate this step used.
         public var learningRate: Float
     }
 
@@ -151,9 +168,13 @@ public final class VideoTrainer {
         if options.zeroReadout == true { model.zeroReadoutWeights() }
     }
 
+    /// B: sequences per step, `options.batchSize` capped at the dataset's size.
     public var batchSize: Int { min(options.batchSize, data.count) }
+    /// Whole batches per epoch (the last partial batch is dropped), at least 1.
     public var batchesPerEpoch: Int { max(1, data.count / batchSize) }
+    /// Steps the run takes: `options.steps`, else epochs × batches per epoch.
     public var totalSteps: Int { options.steps ?? options.epochs * batchesPerEpoch }
+    /// Whether every step of the run has been taken.
     public var isFinished: Bool { state.step >= totalSteps }
 
     /// Lets a resumed run change how long it trains (the rest of the options come from the checkpoint).

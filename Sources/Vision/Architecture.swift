@@ -50,6 +50,7 @@ public enum Architecture: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// For messages: `name`, plus `(width W)` for a non-default width; a compact net adds its channels.
     public var description: String {
         switch self {
         case .resnet(_, let w) where w != 64, .vgg(_, _, let w) where w != 64: return "\(name) (width \(w))"
@@ -87,6 +88,7 @@ public struct CompactNetSpec: Equatable, Sendable {
     /// Stride of each layer (1 or 2).
     public var strides: [Int]
 
+    /// A compact net of one layer per entry; the default is the shipped model's 7 layers, overall stride 8.
     public init(channels: [Int] = [32, 32, 64, 64, 128, 128, 256], strides: [Int] = [2, 1, 2, 1, 2, 1, 1]) {
         precondition(!channels.isEmpty && channels.count == strides.count && channels.allSatisfy { $0 > 0 }
                      && strides.allSatisfy { $0 >= 1 }, "CompactNetSpec: one positive channel count and stride per layer")

@@ -20,6 +20,7 @@ import TensorCore
 /// Concurrency: inference may run from several threads at once (each uses its thread's `ConvWorkspace`);
 /// training calls must not overlap with each other or with inference.
 public final class Encoder {
+    /// The CNN's family, depth and width.
     public let architecture: Architecture
     /// Adaptive-average-pool output size (H', W'), or nil to keep the CNN's own grid.
     public let pool: GridSize?

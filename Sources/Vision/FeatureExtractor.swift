@@ -10,9 +10,13 @@ import TensorCore
 /// let r = try fx.extract(path: "cat.jpg")   // r.image: H×W RGB, r.input: 3×S×S, r.features: L×D
 /// ```
 public final class FeatureExtractor {
+    /// The CNN that turns a 3×S×S input into L×D annotation vectors.
     public let encoder: Encoder
+    /// The model folder's encoder and preprocessing settings.
     public let config: EncoderConfig
+    /// How a decoded image becomes the 3×S×S network input.
     public var preprocessing: Preprocessing { config.preprocessing }
+    /// Reads image files into RGB pixels (its `maxPixels` limit applies).
     public let decoder: ImageDecoder
 
     /// Loads a model folder or a bare torchvision safetensors file (see `Encoder.load(path:)`).
@@ -21,6 +25,7 @@ public final class FeatureExtractor {
         self.init(encoder: encoder, config: config)
     }
 
+    /// An extractor over an already loaded `encoder` built for `config`.
     public init(encoder: Encoder, config: EncoderConfig, decoder: ImageDecoder = ImageDecoder()) {
         self.encoder = encoder
         self.config = config

@@ -19,13 +19,18 @@ import TensorCore
 /// `tutorial`) is detected from the tensor names when absent. `pool` is `[H, W]`, a single size, or null.
 /// `output` must be the architecture's last map (`layer4`; `conv5_4`/`conv5_3`/`conv5` for VGG) when given.
 public struct EncoderConfig: Equatable, Sendable {
+    /// The CNN (`arch`, `width`, and a compact net's `channels` and `strides`).
     public var architecture: Architecture
     /// Weights file, relative to the model folder.
     public var weights: String
+    /// How the weights file names its tensors; nil: detected from the names.
     public var naming: TensorNaming?
+    /// The adaptive average pool's H'×W' output, or nil to keep the CNN's own grid.
     public var pool: GridSize?
+    /// The `preprocess` section: resize, crop and normalisation.
     public var preprocessing: Preprocessing
 
+    /// A configuration with the given fields (weights default to `encoder.safetensors`).
     public init(architecture: Architecture, weights: String = "encoder.safetensors", naming: TensorNaming? = nil,
                 pool: GridSize? = nil, preprocessing: Preprocessing) {
         self.architecture = architecture
@@ -152,8 +157,11 @@ private func isBool(_ number: NSNumber) -> Bool { String(cString: number.objCTyp
 
 /// An H×W grid size (the adaptive pool's output).
 public struct GridSize: Equatable, Sendable {
+    /// Rows H.
     public var height: Int
+    /// Columns W.
     public var width: Int
+    /// A grid of `height` rows by `width` columns.
     public init(height: Int, width: Int) {
         self.height = height
         self.width = width

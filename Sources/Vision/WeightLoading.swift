@@ -106,6 +106,7 @@ extension Encoder {
 /// Works out which architecture a bare state_dict file holds from its tensor names and shapes, as
 /// scripts/convert_checkpoint.py does (plus the first-stage width, so reduced-width models load too).
 public enum ArchitectureInference {
+    /// The architecture and tensor naming of `file`'s tensors; throws when they match no supported encoder.
     public static func infer(_ file: SafeTensorsFile) throws -> (Architecture, TensorNaming) {
         let names = Set(file.names)
         let naming = TensorNaming.detect(file.names)
