@@ -30,9 +30,9 @@ common=(--data "$train" --encoder-weights "$encoder" --image-size "$size" --free
         --batch-size 32 --max-steps "$steps" --epochs 1000 --val-images 200 --lr-patience 0 --early-stop 0 --quiet)
 declare -A flags=(
     [none]=""
-    [linear]="--scheduled-sampling linear --ss-k 1 --ss-c $lin_c"
-    [exponential]="--scheduled-sampling exponential --ss-k $exp_k"
-    [inverse-sigmoid]="--scheduled-sampling inverse-sigmoid --ss-k $sig_k"
+    [linear]="--scheduled-sampling linear --sampling-k 1 --sampling-c $lin_c"
+    [exponential]="--scheduled-sampling exponential --sampling-k $exp_k"
+    [inverse-sigmoid]="--scheduled-sampling inverse-sigmoid --sampling-k $sig_k"
 )
 echo "| schedule (ε: 1 → $end over $steps steps) | BLEU-4 | CIDEr-D | BLEU-1 | ROUGE-L | train s |"
 echo "|---|---|---|---|---|---|"

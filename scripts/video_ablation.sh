@@ -35,7 +35,7 @@ for v in "${variants[@]}"; do
     if [ ! -f "$dir/config.json" ]; then
         start=$(date +%s)
         # shellcheck disable=SC2086
-        "$CAPTION" video train --synthetic "$TRAIN_SEQUENCES" --out "$dir" --steps "$STEPS" --batch-size "$BATCH" \
+        "$CAPTION" video train --synthetic "$TRAIN_SEQUENCES" --out "$dir" --max-steps "$STEPS" --batch-size "$BATCH" \
             --lr "$LR" --final-lr "$FINAL_LR" --anomaly-sequences 64 --log-every 250 $flags 2> "$dir.log" >/dev/null
         echo $(( $(date +%s) - start )) > "$dir.seconds"
     fi
