@@ -19,6 +19,9 @@ import PackageDescription
 //   caption              — the command-line tool (argument parsing only)
 //   caption-bench        — the Swift half of scripts/bench.sh
 //   caption-example      — the README's five-line library example (Examples/CaptionExample)
+//   TestSupport          — fixture loading and tolerances shared by the test targets
+//   *Tests               — one XCTest target per module group (TensorCore, Imaging, NN, Vision, Video, Captioning),
+//                          and CLITests, which runs the built `caption` and `caption-example` executables
 //
 // No target carries unsafe flags, so every library product can be used by another package through a version.
 
