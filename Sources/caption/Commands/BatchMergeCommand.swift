@@ -27,10 +27,6 @@ struct BatchMergeCommand: ParsableCommand {
 
     @OptionGroup var log: LogOptions
 
-    func validate() throws {
-        guard !inputs.isEmpty else { throw ValidationError("give the shards' output files to merge") }
-    }
-
     func run() throws {
         log.apply()
         let summary = try BatchMerge.merge(inputs: inputs, into: out, sorted: sorted)
