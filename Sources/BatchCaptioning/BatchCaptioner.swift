@@ -27,6 +27,8 @@ public struct BatchOptions: Sendable {
     public var maxFileBytes = 1 << 30
     /// Nice value of the decoding threads relative to the process (see `BatchCaptioner`).
     public var decoderNice: Int32 = 5
+    /// Only the files of this shard (by their path below the folder); nil: every file.
+    public var shard: BatchShard? = nil
 
     /// The defaults: one decoding thread, batches of 16, beam 3, no length penalty.
     public init() {}
@@ -105,12 +107,15 @@ public final class BatchCaptioner {
         spawn(threads) {  // the counting walk: only for the progress bar's total and ETA
             guard var counter = try? FolderWalk(root: folder, recursive: self.options.recursive, sorted: false) else { return }
             var n = 0
-            while let entry = counter.next(), !run.isCancelled { if !recorded.contains(entry.path) { n += 1 } }
+            while let entry = counter.next(), !run.isCancelled {
+                if self.options.shard?.contains(relativePath: counter.relativePath(entry.path)) != false && !recorded.contains(entry.path) { n += 1 }
+            }
             run.setTotal(n)
         }
         spawn(threads) {  // the walker: hands out sequence numbers, one credit per file
             var walk = walk, sequence = 0
             while let entry = walk.next() {
+                if let shard = self.options.shard, !shard.contains(relativePath: walk.relativePath(entry.path)) { continue }
                 if recorded.contains(entry.path) { run.skip(); continue }
                 guard run.credits.take() else { break }
                 switch entry {

@@ -76,21 +76,29 @@ public final class BatchOutput {
     /// The image paths of the complete records in `bytes` and the length they end at (the rest is a torn tail).
     /// A last line that is complete but unreadable counts as torn too; a bad line before it is an error.
     static func recordedImages(_ bytes: [UInt8], format: BatchFormat, file: String) throws -> (Set<String>, Int) {
-        var images = Set<String>()
+        let (records, end) = try storedRecords(bytes, format: format, file: file)
+        return (Set(records.map(\.image)), end)
+    }
+
+    /// The complete records in `bytes` (a CSV header is not one) with the byte range of each one's line, newline
+    /// included, and the length they end at (the rest is a torn tail); see `recordedImages`. `refusal` ends the
+    /// message about a file that is not a batch output.
+    static func storedRecords(_ bytes: [UInt8], format: BatchFormat, file: String, refusal: String = "not resuming into it") throws -> (records: [StoredRecord], end: Int) {
+        var stored: [StoredRecord] = []
         switch format {
         case .csv:
-            let (records, end) = CSV.records(bytes)
+            let (records, ends) = CSV.scan(bytes)
             guard let header = records.first else { return ([], 0) }
             guard header == BatchFormat.csvColumns else {
-                throw CaptionError(file: file, "not a caption batch CSV (first line is not \(BatchFormat.csvColumns.joined(separator: ","))); not resuming into it")
+                throw CaptionError(file: file, "not a caption batch CSV (first line is not \(BatchFormat.csvColumns.joined(separator: ","))); \(refusal)")
             }
             for (i, r) in records.enumerated().dropFirst() {
                 guard r.count == BatchFormat.csvColumns.count else {
-                    throw CaptionError(file: file, "record \(i + 1) has \(r.count) fields, expected \(BatchFormat.csvColumns.count); not resuming into it")
+                    throw CaptionError(file: file, "record \(i + 1) has \(r.count) fields, expected \(BatchFormat.csvColumns.count); \(refusal)")
                 }
-                images.insert(r[0])
+                stored.append(StoredRecord(image: r[0], range: ends[i - 1]..<ends[i]))
             }
-            return (images, end)
+            return (stored, ends.last ?? 0)
         case .jsonl:
             var start = 0, end = 0, line = 0
             while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
@@ -98,14 +106,20 @@ public final class BatchOutput {
                 let text = Data(bytes[start..<newline])
                 let object = try? JSONSerialization.jsonObject(with: text) as? [String: Any]
                 if let image = object?["image"] as? String {
-                    images.insert(image)
+                    stored.append(StoredRecord(image: image, range: start..<(newline + 1)))
                     end = newline + 1
                 } else if bytes[(newline + 1)...].contains(UInt8(ascii: "\n")) {
-                    throw CaptionError(file: file, "line \(line) is not a caption batch record; not resuming into it")
+                    throw CaptionError(file: file, "line \(line) is not a caption batch record; \(refusal)")
                 }
                 start = newline + 1
             }
-            return (images, end)
+            return (stored, end)
         }
     }
+}
+
+/// One complete record of a batch output file: its image and the byte range of its line (newline included).
+struct StoredRecord {
+    let image: String
+    let range: Range<Int>
 }

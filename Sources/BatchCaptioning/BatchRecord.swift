@@ -52,8 +52,14 @@ enum CSV {
     /// The complete records of `bytes` and where the last one ends: a record is complete once its LF (outside
     /// quotes) is there, so a torn tail (a killed writer's half record) is left out and `end` is where to cut.
     static func records(_ bytes: [UInt8]) -> (records: [[String]], end: Int) {
-        var records: [[String]] = [], fields: [String] = [], field: [UInt8] = []
-        var quoted = false, end = 0, i = 0
+        let (records, ends) = scan(bytes)
+        return (records, ends.last ?? 0)
+    }
+
+    /// The complete records of `bytes` and where each one ends (the offset just after its LF).
+    static func scan(_ bytes: [UInt8]) -> (records: [[String]], ends: [Int]) {
+        var records: [[String]] = [], fields: [String] = [], field: [UInt8] = [], ends: [Int] = []
+        var quoted = false, i = 0
         while i < bytes.count {
             let b = bytes[i]
             if quoted {
@@ -70,12 +76,12 @@ enum CSV {
                 fields.append(String(decoding: field, as: UTF8.self)); field = []
                 if fields.last?.hasSuffix("\r") == true { fields[fields.count - 1].removeLast() }
                 records.append(fields); fields = []
-                end = i + 1
+                ends.append(i + 1)
             } else {
                 field.append(b)
             }
             i += 1
         }
-        return (records, end)
+        return (records, ends)
     }
 }

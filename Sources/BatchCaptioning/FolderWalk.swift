@@ -121,7 +121,7 @@ public struct FolderWalk: Sequence, IteratorProtocol {
         while let name = Self.read(dir) { frame.names.append(name) }
         closedir(dir)
         frame.stream = nil
-        frame.names.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        frame.names.sort(by: Self.namePrecedes)
         return nil
     }
 

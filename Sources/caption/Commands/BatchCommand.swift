@@ -5,7 +5,8 @@ import BatchCaptioning
 import Foundation
 import TensorCore
 
-/// `caption batch DIR [--out FILE] [--format jsonl|csv] [--recursive] [--resume] [--jobs N] [--batch-size B] [--sorted]`
+/// `caption batch DIR [--out FILE] [--format jsonl|csv] [--recursive] [--resume] [--jobs N] [--batch-size B] [--sorted]
+/// [--shard K/N | --shards N]`
 struct BatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch",
@@ -21,7 +22,13 @@ struct BatchCommand: ParsableCommand {
             --resume: cuts a torn last line left by a killed run and skips every file already recorded in --out \
             (captioned or failed). Memory stays flat however many files there are. A summary (captioned, failed, \
             skipped, images/s) ends the run on stderr. Exit status 0 when the run completed, even if files failed; \
-            1 when it could not be done (DIR missing, bad weights, output not writable).
+            1 when it could not be done (DIR missing, bad weights, output not writable). \
+            Sharding: --shard K/N (K zero-based) takes only the files whose path below DIR hashes to K (a stable \
+            hash: the same split on every machine); N runs with K = 0..N-1 together give exactly the records of one \
+            run. Without --shard the index comes from the scheduler when there is one: a SLURM array \
+            (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT), a Kubernetes Indexed Job \
+            (JOB_COMPLETION_INDEX, with --shards N), or the MPI rank and size under mpirun/srun. "{shard}" in --out \
+            becomes K, so every shard writes (and --resume reads) its own file. Merge them with `caption batch-merge`.
             """
     )
 
@@ -49,6 +56,13 @@ struct BatchCommand: ParsableCommand {
     @Flag(name: .long, help: "Records in walk order (names sorted), the same on every run, instead of as files finish.")
     var sorted = false
 
+    @Option(name: .long, help: ArgumentHelp("Only this shard of the files: K/N, K zero-based (default: the scheduler's index, if any).",
+                                            valueName: "K/N"))
+    var shard: String?
+
+    @Option(name: .long, help: "Shard count for a scheduler index without one (JOB_COMPLETION_INDEX of a Kubernetes Indexed Job).")
+    var shards: Int?
+
     @OptionGroup var model: ModelOptions
     @OptionGroup var search: SearchOptions
 
@@ -59,6 +73,10 @@ struct BatchCommand: ParsableCommand {
     }
 
     func run() throws {
+        model.log.apply()
+        let shard = try BatchShard.resolve(explicit: self.shard, shards: shards, environment: ProcessInfo.processInfo.environment)
+        let out = try outputPath(shard: shard)
+        if let shard { Log.info("batch: shard \(shard) (\(shard.source))") }
         var isFolder: ObjCBool = false  // before the model loads: a mistyped DIR should fail at once
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) else { throw CaptionError(file: folder, "no such folder") }
         guard isFolder.boolValue else { throw CaptionError(file: folder, "not a folder") }
@@ -71,6 +89,7 @@ struct BatchCommand: ParsableCommand {
         options.beam = search.beam
         options.maxLength = search.maxLength
         options.lengthPenalty = search.lengthPenalty
+        options.shard = shard
         let display = ProgressDisplay()
         let summary: BatchProgress
         do {
@@ -88,6 +107,24 @@ struct BatchCommand: ParsableCommand {
         display.finish()
         Log.info(String(format: "batch: %d captioned, %d failed, %d skipped in %.1f s (%.1f images/s)", summary.captioned,
                         summary.failed, summary.skipped, summary.seconds, summary.imagesPerSecond))
+    }
+}
+
+extension BatchCommand {
+    /// `--out` with `{shard}` replaced by the shard's index. Ranks started by an MPI launcher share one stdout, where
+    /// their records would interleave: they need a file each.
+    func outputPath(shard: BatchShard?) throws -> String? {
+        guard let out else {
+            if let shard, shard.origin == .mpiRank, shard.count > 1 {
+                throw CaptionError.usage("\(shard.source): the ranks share stdout; give each its own file with --out, e.g. --out out.{shard}.jsonl")
+            }
+            return nil
+        }
+        guard out.contains("{shard}") else { return out }
+        guard let shard else {
+            throw CaptionError.usage("--out \(out) contains {shard}, but the run is not sharded (no --shard and no scheduler index)")
+        }
+        return out.replacingOccurrences(of: "{shard}", with: String(shard.index))
     }
 }
 

@@ -4,6 +4,7 @@ import ArgumentParser
 let allSubcommands: [ParsableCommand.Type] = [
     DescribeCommand.self,
     BatchCommand.self,
+    BatchMergeCommand.self,
     ScoreCommand.self,
     AttendCommand.self,
     SynthCommand.self,
