@@ -21,12 +21,7 @@ public enum CIDErD {
     public static let maxOrder = 4
 
     /// CIDEr-D of the corpus and of each image, on pycocoevalcap's ×10 scale.
-    public struct Result: Equatable, Sendable {
-        /// The mean of the per-image scores (0 for no images).
-        public var corpus: Double
-        /// The score of each image, in input order.
-        public var perImage: [Double]
-    }
+    public typealias Result = CorpusScore
 
     /// Scores `hypotheses[i]` against `references[i]` for every i (each needs at least one reference); document
     /// frequencies come from these references only.

@@ -41,3 +41,11 @@ func ngramCounts(_ ids: [Int], maxOrder: Int = 4) -> [NGram: Int] {
 func pythonSplit(_ s: String) -> [Substring] {
     s.split(whereSeparator: { $0.isWhitespace })
 }
+
+/// A metric over a corpus: the mean of the per-image scores, and each image's score in input order.
+public struct CorpusScore: Equatable, Sendable {
+    /// The mean of the per-image scores (0 for no images).
+    public var corpus: Double
+    /// The score of each image, in input order.
+    public var perImage: [Double]
+}

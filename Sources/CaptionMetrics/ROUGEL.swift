@@ -15,12 +15,7 @@ public enum ROUGEL {
     public static let beta = 1.2
 
     /// ROUGE-L of the corpus and of each image, in 0...1.
-    public struct Result: Equatable, Sendable {
-        /// The mean of the per-image scores (0 for no images).
-        public var corpus: Double
-        /// The score of each image, in input order.
-        public var perImage: [Double]
-    }
+    public typealias Result = CorpusScore
 
     /// Scores `hypotheses[i]` against `references[i]` for every i (each needs at least one reference).
     public static func score(references: [[String]], hypotheses: [String]) -> Result {

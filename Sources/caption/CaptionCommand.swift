@@ -1,4 +1,5 @@
 import ArgumentParser
+import CaptionSupport
 import Foundation
 
 /// The `caption` tool. Every subcommand is a thin layer over the libraries: it parses arguments,
@@ -22,6 +23,10 @@ struct CaptionCommand: ParsableCommand {
         } catch let error as CaptionFailure {
             // A command already reported its per-item errors; it only sets the exit status.
             Foundation.exit(error.status)
+        } catch let error as CaptionError where error.kind == .usage {
+            // A library's bad-option error reads like ArgumentParser's own validation errors.
+            Log.error("\(error) (see 'caption --help')")
+            Foundation.exit(1)
         } catch {
             let code = exitCode(for: error)
             if code == .success || error is CleanExit {

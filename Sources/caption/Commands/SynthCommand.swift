@@ -69,13 +69,8 @@ struct SynthShapesCommand: ParsableCommand {
 
     func run() throws {
         log.apply()
-        let writer: ShapesDatasetWriter
-        do {
-            writer = try ShapesDatasetWriter(world: try ShapesWorld(options: try options()), count: count, seed: seed,
+        let writer = try ShapesDatasetWriter(world: try ShapesWorld(options: try options()), count: count, seed: seed,
                                              fractions: try fractions())
-        } catch let error as CaptionSupport.CaptionError where error.kind == .usage {
-            throw ValidationError(error.description)
-        }
         let started = Date()
         let display = ProgressDisplay()
         defer { display.finish() }

@@ -250,20 +250,16 @@ struct TrainCommand: ParsableCommand {
         log.apply()
         HeapPolicy.retainFreedMemory()  // every step allocates the same temporaries: reuse their pages
         let trainer: Trainer
-        do {
-            if resume {
-                trainer = try Trainer.resume(data: data, out: out) { o in
-                    if let epochs { o.epochs = epochs }
-                    if let maxSteps { o.maxSteps = maxSteps }
-                    if let checkpointEvery { o.checkpointEverySteps = checkpointEvery }
-                    if let valEvery { o.validateEverySteps = valEvery }
-                }
-            } else {
-                trainer = try Trainer(data: data, out: out, options: try options(), spec: try spec(),
-                                      initialModel: initFrom, encoderWeights: encoderWeights)
+        if resume {
+            trainer = try Trainer.resume(data: data, out: out) { o in
+                if let epochs { o.epochs = epochs }
+                if let maxSteps { o.maxSteps = maxSteps }
+                if let checkpointEvery { o.checkpointEverySteps = checkpointEvery }
+                if let valEvery { o.validateEverySteps = valEvery }
             }
-        } catch let error as CaptionSupport.CaptionError where error.kind == .usage {
-            throw ValidationError(error.description)
+        } else {
+            trainer = try Trainer(data: data, out: out, options: try options(), spec: try spec(),
+                                  initialModel: initFrom, encoderWeights: encoderWeights)
         }
         let progress = TrainingProgress()
         trainer.onEvent = { progress.handle($0) }

@@ -166,7 +166,6 @@ struct VideoTrainCommand: ParsableCommand {
         let result: VideoTrainingResult
         do { result = try training.run() } catch {
             progress.display.finish()
-            if let error = error as? CaptionError, error.kind == .usage { throw ValidationError(error.description) }
             throw error
         }
         progress.display.finish()
