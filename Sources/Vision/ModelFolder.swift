@@ -49,22 +49,11 @@ public struct EncoderConfig: Equatable, Sendable {
                              preprocessing: Preprocessing(resizeWidth: 224, resizeHeight: 224))
     }
 
-    /// Parses `config.json` (the whole file; only `encoder` and `preprocess` are read).
+    /// Parses `config.json` (the whole file; only `encoder` and `preprocess` are read) with the package's JSON
+    /// reader, so a syntax error names its line and column.
     public init(contentsOf path: String) throws {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            let exists = FileManager.default.fileExists(atPath: path)
-            throw CaptionError(file: path, exists ? "cannot read file" : "no such file", kind: exists ? .io : .notFound)
-        }
-        let json: Any
-        do { json = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {
-            // Foundation's own wording, e.g. "Invalid value around character 15."
-            var detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "unreadable"
-            if detail.hasSuffix(".") { detail.removeLast() }
-            throw CaptionError(file: path, "malformed JSON: " + detail.prefix(1).lowercased() + detail.dropFirst())
-        }
-        guard let root = json as? [String: Any] else { throw CaptionError(file: path, "not a JSON object") }
-        try self.init(json: root, file: path)
+        let (input, root) = try JSONInput.load(path)
+        try self.init(json: try input.object(root, "top level"), file: path)
     }
 
     /// Parses an already-decoded `config.json` object (as `JSONSerialization` gives it); `file` names it in errors.
@@ -75,7 +64,7 @@ public struct EncoderConfig: Equatable, Sendable {
         guard let archName = enc["arch"] as? String else { throw bad("encoder.arch: missing or not a string") }
         func int(_ v: Any?, _ key: String) throws -> Int? {
             guard let v, !(v is NSNull) else { return nil }
-            guard let n = v as? NSNumber, !isBool(n), let i = Int(exactly: n.doubleValue), i > 0 else {
+            guard let n = v as? NSNumber, !JSONInput.isBool(n), let i = Int(exactly: n.doubleValue), i > 0 else {
                 throw bad("\(key): expected a positive integer")
             }
             return i
@@ -92,7 +81,7 @@ public struct EncoderConfig: Equatable, Sendable {
             guard let v, !(v is NSNull) else { return nil }
             guard let a = v as? [Any], a.count == 3 else { throw bad("\(key): expected 3 numbers (R, G, B)") }
             return try a.map {
-                guard let n = $0 as? NSNumber, !isBool(n) else { throw bad("\(key): expected 3 numbers (R, G, B)") }
+                guard let n = $0 as? NSNumber, !JSONInput.isBool(n) else { throw bad("\(key): expected 3 numbers (R, G, B)") }
                 return n.floatValue
             }
         }
@@ -153,7 +142,6 @@ public struct EncoderConfig: Equatable, Sendable {
 }
 
 /// JSON `true`/`false` arrive as NSNumbers of C type `char` (as does a Swift `Bool`); numbers never do.
-private func isBool(_ number: NSNumber) -> Bool { String(cString: number.objCType) == "c" }
 
 /// An H×W grid size (the adaptive pool's output).
 public struct GridSize: Equatable, Sendable {

@@ -86,7 +86,7 @@ extension LoadingTests {
              "preprocess.mean: expected 3 numbers (R, G, B)"),
             (#"{"encoder": {"arch": "resnet18"}, "preprocess": {"size": 224, "std": "x"}}"#,
              "preprocess.std: expected 3 numbers (R, G, B)"),
-            ("5", "not a JSON object"),
+            ("5", "top level: expected an object, found a number"),
             // Used to trap (a null list element) or to be ignored (a non-string weights file).
             (#"{"encoder": {"arch": "compact", "channels": [8, null]}, \#(pre)}"#, "encoder.channels: expected a positive integer"),
             (#"{"encoder": {"arch": "resnet18", "pool": [null, 2]}, \#(pre)}"#, "encoder.pool: expected [H, W], a size, or null"),
@@ -94,7 +94,7 @@ extension LoadingTests {
              "preprocess.std: expected 3 numbers (R, G, B)"),
             (#"{"encoder": {"arch": "resnet18", "weights": 5}, \#(pre)}"#, "encoder.weights: expected a string"),
             // Malformed JSON says so, with Foundation's description of where.
-            (#"{"encoder": x}"#, "malformed JSON: invalid value around character 12"),
+            (#"{"encoder": x}"#, "malformed JSON: invalid value at line 1, column 13"),
             (#"{"encoder": {"#, "malformed JSON: unexpected end of file during JSON parse"),
         ]
         for (json, problem) in cases {

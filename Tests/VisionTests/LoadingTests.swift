@@ -178,7 +178,7 @@ final class LoadingTests: XCTestCase {
                        "\(p): encoder.channels has 2 entries but encoder.strides 1")
         XCTAssertEqual(try configError(#"{"encoder": {"arch": "resnet18"}, "preprocess": {"size": 224, "std": [1, 0, 1]}}"#),
                        "\(p): preprocess: std values must be finite and non-zero")
-        XCTAssertEqual(try configError("[1, 2]"), "\(p): not a JSON object")
+        XCTAssertEqual(try configError("[1, 2]"), "\(p): top level: expected an object, found an array")
     }
 
     func testModelFolderErrors() throws {
