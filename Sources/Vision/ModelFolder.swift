@@ -141,8 +141,6 @@ public struct EncoderConfig: Equatable, Sendable {
     }
 }
 
-/// JSON `true`/`false` arrive as NSNumbers of C type `char` (as does a Swift `Bool`); numbers never do.
-
 /// An H×W grid size (the adaptive pool's output).
 public struct GridSize: Equatable, Sendable {
     /// Rows H.
